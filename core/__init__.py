@@ -1,0 +1,1 @@
+"""NFT Lens engine: ingest, embed, index and search NFT collections, with no chat library."""

@@ -1,0 +1,167 @@
+"""Settings: config.yaml validated once into frozen pydantic models, plus env overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from core.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ImageSettings(_Frozen):
+    """Decoding caps and the colour that replaces transparent and flat backgrounds."""
+
+    background: str = "#808080"
+    max_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
+    max_pixels: Annotated[int, Field(gt=0)] = 40_000_000
+
+    @field_validator("background")
+    @classmethod
+    def _hex_colour(cls, value: str) -> str:
+        text = value.strip().lstrip("#")
+        if len(text) != 6 or any(c not in "0123456789abcdefABCDEF" for c in text):
+            raise ValueError("must be a colour like '#808080'")
+        return "#" + text.lower()
+
+    @property
+    def background_rgb(self) -> tuple[int, int, int]:
+        text = self.background.lstrip("#")
+        return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+
+
+class EmbeddingSettings(_Frozen):
+    """The VGG16 feature extractor: weights, input size, pooling, batching."""
+
+    weights: str = "imagenet"
+    input_size: Annotated[int, Field(ge=32, le=512)] = 224
+    pooling: Literal["avg", "max", "gem"] = "gem"
+    precision: Literal["float32", "bfloat16"] = "float32"
+    batch_size: Annotated[int, Field(ge=1, le=512)] = 16
+    decode_workers: Annotated[int, Field(ge=1, le=32)] = 2
+    max_concurrent: Annotated[int, Field(ge=1, le=64)] = 1
+
+
+class IndexSettings(_Frozen):
+    """FAISS: exact inner product up to ``approximate_above`` vectors, HNSW past it."""
+
+    approximate_above: Annotated[int, Field(ge=0)] = 50_000
+    hnsw_m: Annotated[int, Field(ge=4, le=128)] = 32
+    hnsw_ef_search: Annotated[int, Field(ge=8, le=4096)] = 128
+
+
+class FetchSettings(_Frozen):
+    """Fetching query images from URLs."""
+
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 15.0
+    max_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
+    ipfs_gateway: str = "https://ipfs.io"
+
+
+class SearchSettings(_Frozen):
+    """Defaults and bounds for ``similar``."""
+
+    default_k: Annotated[int, Field(ge=1, le=100)] = 5
+    max_k: Annotated[int, Field(ge=1, le=1000)] = 50
+
+
+class Settings(_Frozen):
+    """Everything non-secret, as loaded from config.yaml and the environment."""
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    images: ImageSettings = ImageSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    index: IndexSettings = IndexSettings()
+    fetch: FetchSettings = FetchSettings()
+    search: SearchSettings = SearchSettings()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'nftlens.sqlite'}"
+
+
+class Secrets(_Frozen):
+    """Credentials, only ever from the environment; never logged (SecretStr hides them)."""
+
+    opensea_api_key: SecretStr | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Secrets:
+        env = dict(os.environ) if env is None else env
+        key = env.get("OPENSEA_API_KEY") or None
+        return cls(opensea_api_key=SecretStr(key) if key else None)
+
+
+def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read the config file (``NFTLENS_CONFIG`` or ./config.yaml), then apply env overrides.
+
+    A relative ``data_dir`` is taken relative to the config file, so the bot finds its data
+    wherever it is started from.
+    """
+    env = dict(os.environ) if env is None else env
+    explicit = path or (Path(env["NFTLENS_CONFIG"]) if env.get("NFTLENS_CONFIG") else None)
+    config_path = explicit or DEFAULT_CONFIG
+    raw: dict[str, object] = {}
+    if config_path.is_file():
+        raw = _read_yaml(config_path)
+    elif explicit is not None:
+        raise ConfigError(f"Config file {config_path} does not exist.")
+    _apply_env(raw, env)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_path)) from exc
+    if not settings.data_dir.is_absolute() and "NFTLENS_DATA_DIR" not in env:
+        base = config_path.resolve().parent if config_path.is_file() else Path.cwd()
+        settings = settings.model_copy(update={"data_dir": base / settings.data_dir})
+    return settings
+
+
+def _read_yaml(path: Path) -> dict[str, object]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc}.") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {path} is not valid YAML: {exc}.") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"Config file {path} must be a mapping of settings.")
+    return loaded
+
+
+def _apply_env(raw: dict[str, object], env: dict[str, str]) -> None:
+    def section(name: str) -> dict[str, object]:
+        value = raw.setdefault(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"Config section '{name}' must be a mapping.")
+        return value
+
+    if env.get("NFTLENS_DATA_DIR"):
+        raw["data_dir"] = env["NFTLENS_DATA_DIR"]
+    if env.get("NFTLENS_VGG16_WEIGHTS"):
+        section("embedding")["weights"] = env["NFTLENS_VGG16_WEIGHTS"]
+    if env.get("NFTLENS_IPFS_GATEWAY"):
+        section("fetch")["ipfs_gateway"] = env["NFTLENS_IPFS_GATEWAY"]
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "config"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"'{where}' is not a known setting")
+        else:
+            problems.append(f"'{where}' {error['msg'].lower()}")
+    return f"Invalid settings in {path}: " + "; ".join(problems) + "."

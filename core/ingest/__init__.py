@@ -1,0 +1,1 @@
+"""Ingest: read a collection in the canonical dataset layout into storage."""

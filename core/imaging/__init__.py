@@ -1,0 +1,1 @@
+"""Image decoding, canonical preprocessing for embedding, and safe URL fetching."""

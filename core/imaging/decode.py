@@ -1,0 +1,81 @@
+"""Turn untrusted bytes into one RGBA frame, with byte, pixel and format guards."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from core.errors import BrokenImage, ImageTooLarge, NotAnImage
+
+# Formats NFT art actually ships in; anything else Pillow could open (EPS, ICNS, ...) is refused
+# so that exotic decoders never see untrusted bytes.
+RASTER_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+
+# SVG art is rasterised so its longer side has this many pixels: large enough for VGG16 at any
+# supported input size, small enough that a hostile viewBox cannot allocate a giant canvas.
+SVG_RASTER_SIDE = 512
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Caps applied before any pixel is decoded."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000
+
+
+def decode_image(data: bytes, limits: ImageLimits) -> Image.Image:
+    """Decode PNG/JPEG/WebP/GIF/BMP (first frame) or SVG bytes into a loaded RGBA image."""
+    if not data:
+        raise NotAnImage("The file is empty, not an image.")
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(
+            f"The image is {len(data) / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.0f} MB."
+        )
+    if _looks_like_svg(data):
+        data = _rasterise_svg(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=RASTER_FORMATS)
+            width, height = image.size
+            if width * height > limits.max_pixels:
+                raise ImageTooLarge(
+                    f"The image is {width}×{height} pixels; the limit is "
+                    f"{limits.max_pixels / 1e6:.0f} megapixels."
+                )
+            frame = next(iter(ImageSequence.Iterator(image)))
+            frame.load()
+            return frame.convert("RGBA")
+    except ImageTooLarge:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge("The image decompresses to far more pixels than allowed.") from exc
+    except UnidentifiedImageError as exc:
+        raise NotAnImage("That is not an image (PNG, JPEG, WebP, GIF or SVG expected).") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise BrokenImage("The image file is damaged or truncated.") from exc
+
+
+def _looks_like_svg(data: bytes) -> bool:
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return (head.startswith(b"<?xml") or head.startswith(b"<svg") or head.startswith(b"<!--")) and (
+        b"<svg" in data[:4096].lower()
+    )
+
+
+def _rasterise_svg(data: bytes) -> bytes:
+    import resvg_py  # imported lazily: only SVG queries pay for it
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BrokenImage("The SVG file is not valid UTF-8 text.") from exc
+    try:
+        png = resvg_py.svg_to_bytes(svg_string=text, width=SVG_RASTER_SIDE)
+    except Exception as exc:  # resvg raises plain Exception subclasses for parse errors
+        raise BrokenImage("The SVG file could not be drawn (invalid or unsupported SVG).") from exc
+    return bytes(png)

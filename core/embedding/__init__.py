@@ -1,0 +1,1 @@
+"""Image embeddings: the embedder interface, VGG16 on Keras, and the batching pipeline."""

@@ -1,0 +1,172 @@
+"""VGG16 (ImageNet) convolutional features with avg, max or GeM pooling, on Keras 3.
+
+Keras is imported only when the model is first used, so commands that never embed start fast,
+and ``KERAS_BACKEND`` (tensorflow, jax or torch) is honoured as Keras reads it at import.
+On TensorFlow the model runs on the GPU whenever TensorFlow sees one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from core.embedding.embedder import l2_normalise
+from core.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+Pooling = Literal["avg", "max", "gem"]
+Precision = Literal["float32", "bfloat16"]
+
+# GeM exponent: p=3 is the value Radenović et al. found best for VGG16 retrieval; p=1 is
+# average pooling and p→∞ max pooling.
+GEM_P = 3.0
+# Caffe-style preprocessing that VGG16's ImageNet weights expect: BGR order, mean subtracted.
+_BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+# Schema of our preprocessing; bump when canonicalisation changes so old vectors go stale.
+PREPROCESS_VERSION = "canon-v1"
+
+
+class VGG16Embedder:
+    """VGG16 without its classifier; vectors are pooled block5 conv features (512-d)."""
+
+    def __init__(
+        self,
+        weights: str = "imagenet",
+        input_size: int = 224,
+        pooling: Pooling = "gem",
+        precision: Precision = "float32",
+        preprocess_tag: str = PREPROCESS_VERSION,
+    ) -> None:
+        if input_size < 32:
+            raise ModelError("VGG16 needs an input size of at least 32 pixels.")
+        self._weights = weights
+        self._input_size = input_size
+        self._pooling = pooling
+        self._precision = precision
+        self._key = self._make_key(preprocess_tag)
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def dim(self) -> int:
+        return 512
+
+    @property
+    def input_size(self) -> int:
+        return self._input_size
+
+    @property
+    def device(self) -> str:
+        """Where the model runs, for logs and benchmarks."""
+        self._ensure_model()
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_logical_devices("GPU")
+            return f"tensorflow:{gpus[0].name}" if gpus else "tensorflow:CPU"
+        return backend
+
+    def embed_batch(self, images: np.ndarray) -> np.ndarray:
+        model = self._ensure_model()
+        batch = preprocess(images)
+        features = model(batch, training=False)
+        return l2_normalise(np.asarray(features, dtype=np.float32))
+
+    def warm_up(self) -> None:
+        """Build the model and run it once, so the first real query is not slow."""
+        blank = np.zeros((1, self._input_size, self._input_size, 3), dtype=np.uint8)
+        self.embed_batch(blank)
+
+    def _ensure_model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._build()
+            return self._model
+
+    def _build(self) -> Any:
+        import keras
+
+        if self._precision == "bfloat16":
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        weights = _resolve_weights(self._weights)
+        if weights is None:
+            # Random weights for tests: seeded so that runs agree with each other.
+            keras.utils.set_random_seed(1234)
+        size = self._input_size
+        try:
+            base = keras.applications.VGG16(
+                include_top=False,
+                weights=None if weights is None else weights,
+                input_shape=(size, size, 3),
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelError(_weights_message(self._weights, exc)) from exc
+        except Exception as exc:  # download failures surface as many exception types
+            raise ModelError(_weights_message(self._weights, exc)) from exc
+        features = base.get_layer("block5_conv3").output
+        pooled = _pool(keras, features, self._pooling)
+        model = keras.Model(base.input, pooled, name=f"vgg16_{self._pooling}")
+        log.info("VGG16 ready: input %d, %s pooling, %s", size, self._pooling, self._precision)
+        return model
+
+    def _make_key(self, preprocess_tag: str) -> str:
+        weights = self._weights
+        path = Path(weights)
+        if weights not in ("imagenet", "none") and path.is_file():
+            # The same file under another path is the same model; a changed file is not.
+            stat = path.stat()
+            weights = f"file:{path.name}:{stat.st_size}"
+        raw = f"{weights}|{self._input_size}|{self._pooling}|{self._precision}|{preprocess_tag}"
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
+        return f"vgg16-{self._pooling}-{self._input_size}-{digest}"
+
+
+def preprocess(images: np.ndarray) -> np.ndarray:
+    """uint8 RGB batch → the float32 BGR mean-centred batch VGG16 was trained on."""
+    batch = np.asarray(images, dtype=np.float32)[..., ::-1]
+    return batch - _BGR_MEAN
+
+
+def _pool(keras: Any, features: Any, pooling: Pooling) -> Any:
+    ops = keras.ops
+    if pooling == "avg":
+        return ops.mean(features, axis=(1, 2))
+    if pooling == "max":
+        return ops.max(features, axis=(1, 2))
+    clipped = ops.maximum(ops.cast(features, "float32"), 1e-6)
+    return ops.power(ops.mean(ops.power(clipped, GEM_P), axis=(1, 2)), 1.0 / GEM_P)
+
+
+def _resolve_weights(weights: str) -> str | None:
+    if weights == "none":
+        return None
+    if weights == "imagenet":
+        return "imagenet"
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ModelError(
+            f"VGG16 weights file {weights!r} does not exist; set NFTLENS_VGG16_WEIGHTS to "
+            "'imagenet', a local .weights.h5 file, or 'none'."
+        )
+    return str(path)
+
+
+def _weights_message(weights: str, exc: Exception) -> str:
+    if weights == "imagenet":
+        return (
+            "Could not load the ImageNet VGG16 weights (downloading them needs internet); "
+            "set NFTLENS_VGG16_WEIGHTS to a local .weights.h5 file."
+        )
+    return f"Could not load VGG16 weights from {weights!r}: {type(exc).__name__}."

@@ -1,0 +1,76 @@
+"""A collage PNG: the query beside its matches, each tile labelled."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from core.errors import LensError
+from core.imaging.decode import ImageLimits, decode_image
+from core.models import Match
+
+TILE = 192
+LABEL_HEIGHT = 44
+PADDING = 8
+COLUMNS = 6
+BACKGROUND = (24, 26, 31)
+TILE_BACKGROUND = (99, 133, 150)
+TEXT = (235, 235, 235)
+ACCENT = (255, 196, 0)
+
+
+def render_collage(query: Image.Image | None, matches: Sequence[Match], limits: ImageLimits) -> bytes:
+    """PNG bytes: the query tile (if any), then one tile per match, in rows of six."""
+    tiles: list[tuple[Image.Image | None, list[str], bool]] = []
+    if query is not None:
+        tiles.append((query, ["query"], True))
+    for rank, match in enumerate(matches, start=1):
+        sale = match.last_sale
+        price = f"last {sale.price:g} {sale.currency}" if sale else "no sales"
+        lines = [f"#{rank} {match.collection} {match.token_id}", f"{match.score:.3f} · {price}"]
+        tiles.append((_load(match.image, limits), lines, False))
+    columns = min(COLUMNS, max(1, len(tiles)))
+    rows = (len(tiles) + columns - 1) // columns
+    width = PADDING + columns * (TILE + PADDING)
+    height = PADDING + rows * (TILE + LABEL_HEIGHT + PADDING)
+    canvas = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=13)
+    for i, (image, lines, is_query) in enumerate(tiles):
+        x = PADDING + (i % columns) * (TILE + PADDING)
+        y = PADDING + (i // columns) * (TILE + LABEL_HEIGHT + PADDING)
+        canvas.paste(_tile(image), (x, y))
+        if is_query:
+            draw.rectangle((x - 2, y - 2, x + TILE + 1, y + TILE + 1), outline=ACCENT, width=2)
+        for j, line in enumerate(lines):
+            draw.text((x + 2, y + TILE + 4 + 18 * j), line, fill=ACCENT if is_query else TEXT,
+                      font=font)
+    out = io.BytesIO()
+    canvas.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def _load(path: str | None, limits: ImageLimits) -> Image.Image | None:
+    if not path:
+        return None
+    try:
+        return decode_image(Path(path).read_bytes(), limits)
+    except (OSError, LensError):
+        return None
+
+
+def _tile(image: Image.Image | None) -> Image.Image:
+    tile = Image.new("RGBA", (TILE, TILE), (*TILE_BACKGROUND, 255))
+    if image is None:
+        return tile.convert("RGB")
+    image = image.convert("RGBA")
+    scale = TILE / max(image.size)
+    # Pixel art is scaled with nearest neighbour so it stays crisp.
+    resample = Image.Resampling.NEAREST if scale >= 2 else Image.Resampling.LANCZOS
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    image = image.resize(size, resample)
+    tile.alpha_composite(image, ((TILE - size[0]) // 2, (TILE - size[1]) // 2))
+    return tile.convert("RGB")

@@ -1,0 +1,1 @@
+"""Similarity search: building the FAISS index and answering ``similar`` queries."""

@@ -1,0 +1,1 @@
+"""``python -m core demo``: the whole flow on a sample collection generated on the spot."""

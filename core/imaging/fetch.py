@@ -15,6 +15,7 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from core.errors import FetchError, ImageTooLarge, UrlRefused
+from core.imaging.decode import format_size, too_large
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK_BYTES = 64 * 1024
@@ -197,9 +198,7 @@ def _redirect_target(url: URL, response: aiohttp.ClientResponse) -> URL:
 async def _read_capped(response: aiohttp.ClientResponse, url: URL, max_bytes: int) -> bytes:
     declared = response.content_length
     if declared is not None and declared > max_bytes:
-        raise ImageTooLarge(
-            f"The image at {url.host} is {_size(declared)}; the limit is {_size(max_bytes)}."
-        )
+        raise too_large(declared, max_bytes, f"The image at {url.host}")
     # Counted while streaming because Content-Length can be missing, wrong, or describe a
     # compressed body that inflates far past it.
     body = bytearray()
@@ -207,7 +206,7 @@ async def _read_capped(response: aiohttp.ClientResponse, url: URL, max_bytes: in
         body += chunk
         if len(body) > max_bytes:
             raise ImageTooLarge(
-                f"The image at {url.host} is larger than the {_size(max_bytes)} limit."
+                f"The image at {url.host} is larger than the {format_size(max_bytes)} limit."
             )
     return bytes(body)
 
@@ -250,11 +249,3 @@ def _non_public_reason(ip: IPAddress) -> str | None:
         (not ip.is_global, "a non-public address"),
     )
     return next((reason for hit, reason in checks if hit), None)
-
-
-def _size(n_bytes: int) -> str:
-    if n_bytes >= 1_000_000:
-        return f"{n_bytes / 1e6:.1f} MB"
-    if n_bytes >= 1_000:
-        return f"{n_bytes / 1e3:.1f} KB"
-    return f"{n_bytes} bytes"

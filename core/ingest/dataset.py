@@ -182,15 +182,20 @@ def read_sales(directory: Path, slug: str) -> Iterator[tuple[int, Sale] | Reject
                 yield Rejected(path.name, number, _first_error(exc))
                 continue
             moment = parsed.timestamp
-            yield number, Sale(
-                collection=slug,
-                token_id=parsed.token_id.strip(),
-                timestamp=moment if moment.tzinfo else moment.replace(tzinfo=UTC),
-                price=parsed.price,
-                currency=parsed.currency.strip().upper(),
-                tx=parsed.tx.strip().lower(),
-                seller=(parsed.seller or None),
-                buyer=(parsed.buyer or None),
+            yield (
+                number,
+                Sale(
+                    collection=slug,
+                    token_id=parsed.token_id.strip(),
+                    timestamp=moment.astimezone(UTC)
+                    if moment.tzinfo
+                    else moment.replace(tzinfo=UTC),
+                    price=parsed.price,
+                    currency=parsed.currency.strip().upper(),
+                    tx=parsed.tx.strip().lower(),
+                    seller=(parsed.seller or None),
+                    buyer=(parsed.buyer or None),
+                ),
             )
 
 

@@ -11,6 +11,10 @@ import numpy as np
 
 from core.config import IndexSettings
 
+# Filters keeping at most this many keys (or this share of an HNSW index) search exactly.
+EXACT_FILTER_MIN = 20_000
+EXACT_FILTER_SHARE = 0.2
+
 
 class VectorIndex:
     """Inner-product search over L2-normalised vectors (cosine similarity)."""
@@ -77,11 +81,13 @@ class VectorIndex:
         k = max(1, min(k, len(self)))
         if len(self) == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        params = self._params(allowed)
-        scores, keys = self._index.search(queries, k, params=params)
+        if allowed is not None and self.kind == "hnsw" and len(allowed) <= self._exact_limit():
+            # A selective filter starves the HNSW walk (it only skips disallowed nodes, so
+            # most of the graph it explores is wasted); a small collection inside a large
+            # index is searched exactly instead, which at this size is also fast.
+            return self._exact_subset(queries, k, allowed)
+        scores, keys = self._index.search(queries, k, params=self._params(allowed))
         if allowed is not None and self.kind == "hnsw":
-            # A very selective filter starves the HNSW walk; fall back to exact search on
-            # the allowed vectors so a small collection in a large index still gets answers.
             wanted = min(k, len(allowed))
             if (keys >= 0).sum(axis=1).min() < wanted:
                 return self._exact_subset(queries, k, allowed)
@@ -93,6 +99,9 @@ class VectorIndex:
             return np.asarray(self._index.reconstruct(int(key)), dtype=np.float32)
         except RuntimeError:
             return None
+
+    def _exact_limit(self) -> int:
+        return max(EXACT_FILTER_MIN, int(EXACT_FILTER_SHARE * len(self)))
 
     def _params(self, allowed: np.ndarray | None) -> faiss.SearchParameters | None:
         selector = (
@@ -116,17 +125,24 @@ class VectorIndex:
     def _exact_subset(
         self, queries: np.ndarray, k: int, allowed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        present = [key for key in allowed.tolist() if self.vector(key) is not None]
-        if not present:
-            return (np.full((len(queries), k), -np.inf, np.float32),
-                    np.full((len(queries), k), -1, np.int64))
-        matrix = np.stack([self.vector(key) for key in present])  # type: ignore[misc]
+        present = np.array(
+            [key for key in np.unique(allowed).tolist() if self._has(key)], dtype=np.int64
+        )
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        keys = np.full((len(queries), k), -1, np.int64)
+        if not len(present):
+            return scores, keys
+        matrix = self._index.reconstruct_batch(present)
         sims = queries @ matrix.T
-        order = np.argsort(-sims, axis=1)[:, :k]
-        keys = np.asarray(present, dtype=np.int64)[order]
-        scores = np.take_along_axis(sims, order, axis=1)
-        if keys.shape[1] < k:
-            pad = k - keys.shape[1]
-            keys = np.pad(keys, ((0, 0), (0, pad)), constant_values=-1)
-            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
-        return scores.astype(np.float32), keys
+        top = min(k, len(present))
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :top]
+        keys[:, :top] = present[order]
+        scores[:, :top] = np.take_along_axis(sims, order, axis=1)
+        return scores, keys
+
+    def _has(self, key: int) -> bool:
+        try:
+            self._index.reconstruct(int(key))
+        except RuntimeError:
+            return False
+        return True

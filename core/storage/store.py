@@ -135,8 +135,14 @@ class Store:
             existing = {
                 row.token_id: row
                 for row in conn.execute(
-                    select(t.c.id, t.c.token_id, t.c.name, t.c.image_path, t.c.image_sha256,
-                           t.c.attributes_json).where(t.c.collection_id == collection_pk)
+                    select(
+                        t.c.id,
+                        t.c.token_id,
+                        t.c.name,
+                        t.c.image_path,
+                        t.c.image_sha256,
+                        t.c.attributes_json,
+                    ).where(t.c.collection_id == collection_pk)
                 )
             }
             for write in writes:
@@ -168,8 +174,12 @@ class Store:
                     conn.execute(
                         a.insert(),
                         [
-                            {"token_pk": pk, "position": i, "trait_type": attr.trait_type,
-                             "value": attr.value}
+                            {
+                                "token_pk": pk,
+                                "position": i,
+                                "trait_type": attr.trait_type,
+                                "value": attr.value,
+                            }
                             for i, attr in enumerate(write.attributes)
                         ],
                     )
@@ -217,7 +227,9 @@ class Store:
                     select(a).where(a.c.token_pk.in_(chunk)).order_by(a.c.token_pk, a.c.position)
                 )
                 for row in rows:
-                    result.setdefault(row.token_pk, []).append(Attribute(row.trait_type, row.value))
+                    result.setdefault(row.token_pk, []).append(
+                        Attribute(row.trait_type, row.value)
+                    )
         return {pk: tuple(attrs) for pk, attrs in result.items()}
 
     def _tokens(self, where: Any) -> list[StoredToken]:
@@ -228,7 +240,9 @@ class Store:
             .where(where)
         )
         with self._engine.connect() as conn:
-            return [StoredToken(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in conn.execute(query)]
+            return [
+                StoredToken(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in conn.execute(query)
+            ]
 
     # Sales -------------------------------------------------------------------------------
 
@@ -253,7 +267,7 @@ class Store:
                     {
                         "collection_id": collection_pk,
                         "token_id": sale.token_id,
-                        "timestamp": sale.timestamp,
+                        "timestamp": _stored_time(sale.timestamp),
                         "price": sale.price,
                         "currency": sale.currency,
                         "tx": sale.tx,
@@ -282,18 +296,57 @@ class Store:
                     .order_by(s.c.timestamp)
                 )
                 for row in rows:
-                    found[wanted[(row.slug, row.token_id)]] = Sale(
-                        collection=row.slug,
-                        token_id=row.token_id,
-                        timestamp=_utc(row.timestamp),
-                        price=float(row.price),
-                        currency=row.currency,
-                        tx=row.tx,
-                        seller=row.seller,
-                        buyer=row.buyer,
-                        marketplace=row.marketplace,
-                    )
+                    found[wanted[(row.slug, row.token_id)]] = _sale(row)
         return found
+
+    def sales(
+        self,
+        slug: str,
+        *,
+        token_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Sale]:
+        """A collection's (or one token's) sales with ``since <= timestamp <= until``,
+        oldest first; both bounds are optional."""
+        s = schema.sales
+        return self._sales(slug, token_id, since, until, (s.c.timestamp, s.c.id), None)
+
+    def latest_sale(self, slug: str, *, until: datetime | None = None) -> Sale | None:
+        """The collection's most recent sale at or before ``until``."""
+        s = schema.sales
+        found = self._sales(slug, None, None, until, (s.c.timestamp.desc(), s.c.id.desc()), 1)
+        return found[0] if found else None
+
+    def _sales(
+        self,
+        slug: str,
+        token_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        order: tuple[Any, ...],
+        limit: int | None,
+    ) -> list[Sale]:
+        s, c = schema.sales, schema.collections
+        query = (
+            select(c.c.slug, s)
+            .join(c, s.c.collection_id == c.c.id)
+            .where(c.c.slug == slug)
+            .order_by(*order)
+            .limit(limit)
+        )
+        if token_id is not None:
+            query = query.where(s.c.token_id == token_id)
+        if since is not None:
+            query = query.where(s.c.timestamp >= _stored_time(since))
+        if until is not None:
+            query = query.where(s.c.timestamp <= _stored_time(until))
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"Cannot read sales: {exc.__class__.__name__}.") from exc
+        return [_sale(row) for row in rows]
 
     # Embeddings --------------------------------------------------------------------------
 
@@ -320,15 +373,19 @@ class Store:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         with self._engine.begin() as conn:
             conn.execute(
-                e.delete().where(e.c.model_key == model_key).where(
-                    e.c.token_pk.in_([tok.pk for tok in tokens])
-                )
+                e.delete()
+                .where(e.c.model_key == model_key)
+                .where(e.c.token_pk.in_([tok.pk for tok in tokens]))
             )
             conn.execute(
                 e.insert(),
                 [
-                    {"token_pk": tok.pk, "model_key": model_key,
-                     "image_sha256": tok.image_sha256, "vector": vector.tobytes()}
+                    {
+                        "token_pk": tok.pk,
+                        "model_key": model_key,
+                        "image_sha256": tok.image_sha256,
+                        "vector": vector.tobytes(),
+                    }
                     for tok, vector in zip(tokens, vectors, strict=True)
                 ],
             )
@@ -380,6 +437,28 @@ def _collection(row: Any) -> Collection:
 
 def _attributes_json(attrs: Sequence[Attribute]) -> str:
     return json.dumps([[a.trait_type, a.value] for a in attrs], separators=(",", ":"))
+
+
+def _sale(row: Any) -> Sale:
+    return Sale(
+        collection=row.slug,
+        token_id=row.token_id,
+        timestamp=_utc(row.timestamp),
+        price=float(row.price),
+        currency=row.currency,
+        tx=row.tx,
+        seller=row.seller,
+        buyer=row.buyer,
+        marketplace=row.marketplace,
+    )
+
+
+def _stored_time(moment: datetime) -> datetime:
+    # SQLite keeps datetimes as naive text and drops any offset, so everything is stored,
+    # and compared, as naive UTC; PostgreSQL gets the same instants.
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
 
 
 def _utc(moment: datetime) -> datetime:

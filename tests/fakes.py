@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
+from core.embedding.embedder import l2_normalise
 from core.errors import FetchError
 
 
@@ -21,3 +24,63 @@ class FakeImageFetcher:
             return self.images[url]
         except KeyError:
             raise FetchError("The server answered HTTP 404.") from None
+
+
+class FakeEmbedder:
+    """An ``Embedder`` that is deterministic and instant: 8×8 block means of a 32×32 image.
+
+    Each vector is the 192 block means (8×8×3) minus their mean, scaled to unit length, so
+    the same picture always gets the same vector and different pictures get different ones.
+    ``calls`` and ``images`` count the batches and images embedded, so tests can assert how
+    much work a run did or redid.
+    """
+
+    key = "fake-8x8-v1"
+    dim = 192
+    input_size = 32
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.images = 0
+
+    def embed_batch(self, images: np.ndarray) -> np.ndarray:
+        """``images`` is (n, 32, 32, 3) uint8; returns (n, 192) float32 unit rows."""
+        if images.ndim != 4 or images.shape[1:] != (32, 32, 3) or images.dtype != np.uint8:
+            raise ValueError(f"expected (n, 32, 32, 3) uint8, got {images.shape} {images.dtype}")
+        self.calls += 1
+        self.images += len(images)
+        blocks = images.astype(np.float32).reshape(len(images), 8, 4, 8, 4, 3).mean(axis=(2, 4))
+        flat = blocks.reshape(len(images), self.dim)
+        return l2_normalise(flat - flat.mean(axis=1, keepdims=True))
+
+
+class Killed(Exception):
+    """Stands in for the process being killed in the middle of a job."""
+
+
+class KillingEmbedder:
+    """Wraps an embedder and raises ``Killed`` once ``after_batches`` batches have succeeded."""
+
+    def __init__(self, inner: FakeEmbedder, after_batches: int) -> None:
+        self.inner = inner
+        self.after_batches = after_batches
+        self.batches = 0
+
+    @property
+    def key(self) -> str:
+        return self.inner.key
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def input_size(self) -> int:
+        return self.inner.input_size
+
+    def embed_batch(self, images: np.ndarray) -> np.ndarray:
+        """Embed like the wrapped embedder until the budget of batches is spent, then die."""
+        if self.batches >= self.after_batches:
+            raise Killed(f"killed after {self.batches} batches")
+        self.batches += 1
+        return self.inner.embed_batch(images)

@@ -48,8 +48,9 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     shot_path = demo_dir / "screenshot-of-token-5.jpg"
     token_image = Image.open(dataset / "images" / "5.png")
-    shot_path.write_bytes(screenshot(token_image, tile=(99, 133, 150), page=(32, 34, 37),
-                                     scale=11, smooth=True))
+    shot_path.write_bytes(
+        screenshot(token_image, tile=(99, 133, 150), page=(32, 34, 37), scale=11, smooth=True)
+    )
     collage_path = demo_dir / "collage.png"
     asyncio.run(_queries(settings, shot_path, collage_path))
     print(f"5. collage of the screenshot query's matches: {collage_path}")

@@ -16,8 +16,13 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 SIDE = 24
-BODIES = {"Mint": (126, 214, 163), "Coral": (245, 130, 110), "Sky": (120, 170, 240),
-          "Sand": (222, 196, 140), "Plum": (160, 100, 190)}
+BODIES = {
+    "Mint": (126, 214, 163),
+    "Coral": (245, 130, 110),
+    "Sky": (120, 170, 240),
+    "Sand": (222, 196, 140),
+    "Plum": (160, 100, 190),
+}
 EYES = ["Dots", "Wide", "Sleepy", "Shades"]
 HATS = ["None", "Cap", "Crown", "Beanie", "Halo"]
 MOUTHS = ["Smile", "Flat", "Open"]
@@ -29,21 +34,37 @@ def write_sample_dataset(directory: Path, count: int = 48, seed: int = 7) -> Pat
     rng = random.Random(seed)
     images = directory / "images"
     images.mkdir(parents=True, exist_ok=True)
-    (directory / "collection.json").write_text(json.dumps({
-        "slug": "lens-critters", "name": "Lens Critters (demo)", "chain": "ethereum",
-        "contract": None, "currency": "ETH", "marketplace": "opensea",
-    }, indent=1))
+    (directory / "collection.json").write_text(
+        json.dumps(
+            {
+                "slug": "lens-critters",
+                "name": "Lens Critters (demo)",
+                "chain": "ethereum",
+                "contract": None,
+                "currency": "ETH",
+                "marketplace": "opensea",
+            },
+            indent=1,
+        )
+    )
     lines = []
     for token in range(count):
         traits = {
-            "Body": rng.choice(list(BODIES)), "Eyes": rng.choice(EYES),
-            "Hat": rng.choice(HATS), "Mouth": rng.choice(MOUTHS),
+            "Body": rng.choice(list(BODIES)),
+            "Eyes": rng.choice(EYES),
+            "Hat": rng.choice(HATS),
+            "Mouth": rng.choice(MOUTHS),
         }
         draw_critter(traits).save(images / f"{token}.png")
-        lines.append(json.dumps({
-            "token_id": str(token), "image": f"images/{token}.png",
-            "attributes": [{"trait_type": k, "value": v} for k, v in traits.items()],
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "token_id": str(token),
+                    "image": f"images/{token}.png",
+                    "attributes": [{"trait_type": k, "value": v} for k, v in traits.items()],
+                }
+            )
+        )
     (directory / "tokens.jsonl").write_text("\n".join(lines) + "\n")
     start = datetime(2024, 1, 1, tzinfo=UTC)
     with (directory / "sales.csv").open("w", newline="") as handle:
@@ -51,11 +72,17 @@ def write_sample_dataset(directory: Path, count: int = 48, seed: int = 7) -> Pat
         writer.writerow(["token_id", "timestamp", "price", "currency", "tx", "seller", "buyer"])
         for n in range(count * 2):
             moment = start + timedelta(hours=rng.randrange(24 * 300))
-            writer.writerow([
-                rng.randrange(count), moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                round(rng.uniform(0.05, 2.5), 3), "ETH", f"0x{n:064x}",
-                f"0x{rng.getrandbits(160):040x}", f"0x{rng.getrandbits(160):040x}",
-            ])
+            writer.writerow(
+                [
+                    rng.randrange(count),
+                    moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    round(rng.uniform(0.05, 2.5), 3),
+                    "ETH",
+                    f"0x{n:064x}",
+                    f"0x{rng.getrandbits(160):040x}",
+                    f"0x{rng.getrandbits(160):040x}",
+                ]
+            )
     return directory
 
 
@@ -84,8 +111,11 @@ def draw_critter(traits: dict[str, str]) -> Image.Image:
         draw.rectangle((5, 4, 17, 7), fill=(200, 40, 40, 255), outline=OUTLINE)
         draw.rectangle((15, 7, 20, 8), fill=(200, 40, 40, 255))
     elif hat == "Crown":
-        draw.polygon([(6, 7), (6, 2), (9, 5), (12, 1), (15, 5), (18, 2), (18, 7)],
-                     fill=(250, 210, 60, 255), outline=OUTLINE)
+        draw.polygon(
+            [(6, 7), (6, 2), (9, 5), (12, 1), (15, 5), (18, 2), (18, 7)],
+            fill=(250, 210, 60, 255),
+            outline=OUTLINE,
+        )
     elif hat == "Beanie":
         draw.pieslice((5, 1, 18, 13), 180, 360, fill=(60, 90, 200, 255), outline=OUTLINE)
     elif hat == "Halo":

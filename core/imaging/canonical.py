@@ -27,17 +27,25 @@ MAX_TOLERANCE = 20
 UNIFORM_BORDER_SHARE = 0.45
 # A peel that would leave less than this share of the image is not a backdrop but the art.
 MIN_ART_SHARE = 0.02
-MAX_PEELS = 3
+MAX_PEELS = 2
+# Share of its box that what is left after the first peel must fill to be a tile.
+TILE_FILL = 0.85
+# A second border colour (page on some edges, tile on others) must cover this much border;
+# art touching one edge (a body at the bottom) covers less.
+SECOND_COLOUR_SHARE = 0.3
+# Only screenshots have two backdrops; an original at its native size (pixel art is tiny)
+# has one, and its art touching the edge must not be taken for a second.
+TWO_COLOUR_SIDE = 128
 # Connected bits of "art" smaller than this share of the image are compression specks.
 SPECK_SHARE = 0.001
 # A component filling less than this share of its own bounding box is a frame, not art.
 FRAME_FILL = 0.08
+# Detached parts of the art count if they lie within this share of the main part's size.
+NEAR_SHARE = 0.25
 MARGIN = 0.06
 
 
-def canonicalise(
-    image: Image.Image, size: int, background: tuple[int, int, int]
-) -> np.ndarray:
+def canonicalise(image: Image.Image, size: int, background: tuple[int, int, int]) -> np.ndarray:
     """Return a ``size``×``size``×3 uint8 array: the art cropped, on ``background``, squared."""
     rgba = np.asarray(image.convert("RGBA"), dtype=np.uint8)
     rgb = rgba[..., :3].astype(np.float32)
@@ -46,6 +54,7 @@ def canonicalise(
         art = alpha > 0.06
     else:
         art = _clean(~_backdrop_mask(_denoise(image)))
+        rgb = _defringe(rgb, art)
         alpha = art.astype(np.float32)
     bg = np.asarray(background, dtype=np.float32)
     composed = rgb * alpha[..., None] + bg * (1.0 - alpha[..., None])
@@ -65,8 +74,14 @@ def _backdrop_mask(rgb: np.ndarray) -> np.ndarray:
     # ring that samples a backdrop's colour starts inside that band.
     inset = min(8, min(height, width) // 32)
     window = (0, height, 0, width)
+    previous: list[np.ndarray] = []
     for peel in range(MAX_PEELS):
         top, bottom, left, right = window
+        # A second backdrop (a marketplace tile, or the token's own flat background inside
+        # a page) is a filled rectangle once the first is gone. Art is not: peeling again
+        # inside the art's box would take its outline for a backdrop.
+        if peel and (~backdrop[top:bottom, left:right]).mean() < TILE_FILL:
+            break
         if peel:
             top, bottom, left, right = top + inset, bottom - inset, left + inset, right - inset
             if bottom - top < 3 or right - left < 3:
@@ -76,14 +91,13 @@ def _backdrop_mask(rgb: np.ndarray) -> np.ndarray:
         ring = _ring(region.shape[0], region.shape[1]) & ~known
         if not ring.any():
             break
-        colour, tolerance = _dominant_colour(region[ring])
-        near = np.abs(region - colour).max(axis=-1) <= tolerance
-        if near[ring].mean() < UNIFORM_BORDER_SHARE:
-            break
-        # An inner backdrop (a marketplace tile, the token's own flat background) fills the
-        # corners of its window; once the backdrops are gone the window hugs the art, whose
-        # corners are already peeled, and its outline must not be taken for a backdrop.
-        if peel and _corners(near & ~known) < 3:
+        # A cropped screenshot can show the page on some edges and the tile on others, so
+        # up to two colours may share the border.
+        colours = _border_colours(region[ring], allow_two=min(height, width) >= TWO_COLOUR_SIDE)
+        near = np.zeros(region.shape[:2], dtype=bool)
+        for colour, tolerance in colours:
+            near |= np.abs(region - colour).max(axis=-1) <= tolerance
+        if not colours or near[ring].mean() < UNIFORM_BORDER_SHARE:
             break
         passable = near | known
         labels, _ = ndimage.label(passable)
@@ -91,13 +105,19 @@ def _backdrop_mask(rgb: np.ndarray) -> np.ndarray:
         peeled = np.isin(labels, edge_labels[edge_labels > 0])
         if (~peeled).sum() < MIN_ART_SHARE * height * width:
             break
+        current = [colour for colour, _ in colours]
         inner = backdrop.copy()
-        outer = rgb[window[0] : window[1], window[2] : window[3]].astype(np.int16)
-        inner[window[0] : window[1], window[2] : window[3]] |= (
-            np.abs(outer - colour).max(axis=-1) <= MAX_TOLERANCE
-        )
+        if peel:
+            # The band between two backdrops holds mixtures of their colours (resampling
+            # and JPEG blend them); such pixels are backdrop, anything else there is art.
+            outer = rgb[window[0] : window[1], window[2] : window[3]].astype(np.float32)
+            mixes = [_segment_distance(outer, a, b) for a in previous for b in current]
+            inner[window[0] : window[1], window[2] : window[3]] |= (
+                np.minimum.reduce(mixes) <= MAX_TOLERANCE
+            )
         inner[top:bottom, left:right] = peeled
         backdrop = inner
+        previous = current
         box = _bounding_box(_clean(~backdrop))
         if box is None or box == window:
             break
@@ -120,16 +140,41 @@ def _denoise(image: Image.Image) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def _dominant_colour(pixels: np.ndarray) -> tuple[np.ndarray, float]:
-    """The most common colour among ``pixels`` and how far JPEG noise spreads it."""
+def _segment_distance(pixels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel max-channel distance to the nearest mixture of colours ``a`` and ``b``."""
+    a = a.astype(np.float32)
+    span = b.astype(np.float32) - a
+    length = float(span @ span)
+    if length == 0:
+        return np.abs(pixels - a).max(axis=-1)
+    t = np.clip(((pixels - a) @ span) / length, 0.0, 1.0)
+    return np.abs(pixels - (a + t[..., None] * span)).max(axis=-1)
+
+
+def _border_colours(pixels: np.ndarray, allow_two: bool) -> list[tuple[np.ndarray, float]]:
+    """The one or two colours that cover most of a border, each with its noise tolerance."""
     bins = (pixels // 16).astype(np.int32)
     codes = bins[:, 0] * 256 + bins[:, 1] * 16 + bins[:, 2]
-    mode = np.bincount(codes).argmax()
-    members = pixels[codes == mode]
-    colour = np.median(members, axis=0)
-    loose = pixels[np.abs(pixels - colour).max(axis=-1) <= MAX_TOLERANCE]
-    spread = float(np.percentile(np.abs(loose - colour).max(axis=-1), 90))
-    return colour, float(np.clip(2 * spread + 4, MIN_TOLERANCE, MAX_TOLERANCE))
+    counts = np.bincount(codes)
+    found: list[tuple[np.ndarray, float]] = []
+    taken = np.zeros(len(pixels), dtype=bool)
+    for code in np.argsort(counts)[::-1][:4]:
+        share = counts[code] / len(pixels)
+        if share < (SECOND_COLOUR_SHARE if found else 0.1) or len(found) == (
+            2 if allow_two else 1
+        ):
+            break
+        members = pixels[(codes == code) & ~taken]
+        if not len(members):
+            continue
+        colour = np.median(members, axis=0)
+        close = np.abs(pixels - colour).max(axis=-1) <= MAX_TOLERANCE
+        if taken[close].mean() > 0.5 if close.any() else True:
+            continue  # a neighbouring bin of a colour already found
+        spread = float(np.percentile(np.abs(pixels[close] - colour).max(axis=-1), 90))
+        found.append((colour, float(np.clip(2 * spread + 4, MIN_TOLERANCE, MAX_TOLERANCE))))
+        taken |= close
+    return found
 
 
 def _clean(art: np.ndarray) -> np.ndarray:
@@ -145,6 +190,9 @@ def _clean(art: np.ndarray) -> np.ndarray:
         art = ndimage.binary_opening(art, iterations=radius)
     labels, count = ndimage.label(art)
     if count > 1:
+        art = _near_main_part(labels, count)
+        labels, count = ndimage.label(art)
+    if count > 1:
         sizes = np.bincount(labels.ravel())
         drop = sizes < SPECK_SHARE * height * width
         # Thin frames (the blended edge of a peeled tile) span a large box with few pixels.
@@ -157,9 +205,46 @@ def _clean(art: np.ndarray) -> np.ndarray:
     return art
 
 
-def _corners(mask: np.ndarray) -> int:
-    """How many of the four corner pixels of ``mask`` are set."""
-    return int(mask[0, 0]) + int(mask[0, -1]) + int(mask[-1, 0]) + int(mask[-1, -1])
+def _near_main_part(labels: np.ndarray, count: int) -> np.ndarray:
+    """Keep the largest part of the art and the parts that touch its neighbourhood.
+
+    Detached bits of art (a smoke puff, an earring) sit next to the main figure; leftovers
+    of a page (a corner of a tile, a cursor, text) sit far away and would inflate the box.
+    """
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    main = int(sizes.argmax())
+    boxes = ndimage.find_objects(labels)
+    rows, cols = boxes[main - 1]
+    reach = int(NEAR_SHARE * max(rows.stop - rows.start, cols.stop - cols.start))
+    top, bottom = rows.start - reach, rows.stop + reach
+    left, right = cols.start - reach, cols.stop + reach
+    keep = np.zeros(count + 1, dtype=bool)
+    for index, found in enumerate(boxes, start=1):
+        if found is None:
+            continue
+        r, c = found
+        keep[index] = r.start < bottom and r.stop > top and c.start < right and c.stop > left
+    return keep[labels]
+
+
+def _defringe(rgb: np.ndarray, art: np.ndarray) -> np.ndarray:
+    """Replace the art's outermost pixels by the colour of the art just inside them.
+
+    Scaled screenshots blend a dark outline with the backdrop into a halo of in-between
+    colours that the original never had; the original's edge pixels are its own colours.
+    """
+    radius = min(art.shape) // 48
+    if not radius:
+        return rgb
+    core = ndimage.binary_erosion(art, iterations=radius)
+    if not core.any():
+        return rgb
+    _, (rows, cols) = ndimage.distance_transform_edt(~core, return_indices=True)
+    band = art & ~core
+    fixed = rgb.copy()
+    fixed[band] = rgb[rows[band], cols[band]]
+    return fixed
 
 
 def _ring(height: int, width: int) -> np.ndarray:
@@ -178,7 +263,7 @@ def _bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 def _pad_square(art: np.ndarray, bg: np.ndarray) -> np.ndarray:
     height, width = art.shape[:2]
-    side = int(round(max(height, width) * (1 + 2 * MARGIN)))
+    side = round(max(height, width) * (1 + 2 * MARGIN))
     canvas = np.empty((side, side, 3), dtype=np.uint8)
     canvas[:] = bg.astype(np.uint8)
     top, left = (side - height) // 2, (side - width) // 2
@@ -188,5 +273,7 @@ def _pad_square(art: np.ndarray, bg: np.ndarray) -> np.ndarray:
 
 def _resize(square: np.ndarray, size: int) -> np.ndarray:
     image = Image.fromarray(square)
-    resample = Image.Resampling.NEAREST if square.shape[0] * 2 <= size else Image.Resampling.LANCZOS
+    resample = (
+        Image.Resampling.NEAREST if square.shape[0] * 2 <= size else Image.Resampling.LANCZOS
+    )
     return np.asarray(image.resize((size, size), resample), dtype=np.uint8)

@@ -70,7 +70,9 @@ def ingest(directory: Path, store: Store, data_dir: Path, limits: ImageLimits) -
         try:
             writes.append(_store_image(entry, data_dir, limits))
         except ImageError as exc:
-            rejected.append(Rejected("tokens.jsonl", entry.line, f"{entry.image_file.name}: {exc}"))
+            rejected.append(
+                Rejected("tokens.jsonl", entry.line, f"{entry.image_file.name}: {exc}")
+            )
     token_counts = store.upsert_tokens(collection_pk, writes)
 
     known_ids = store.token_ids(collection.slug)

@@ -22,7 +22,9 @@ TEXT = (235, 235, 235)
 ACCENT = (255, 196, 0)
 
 
-def render_collage(query: Image.Image | None, matches: Sequence[Match], limits: ImageLimits) -> bytes:
+def render_collage(
+    query: Image.Image | None, matches: Sequence[Match], limits: ImageLimits
+) -> bytes:
     """PNG bytes: the query tile (if any), then one tile per match, in rows of six."""
     tiles: list[tuple[Image.Image | None, list[str], bool]] = []
     if query is not None:
@@ -46,8 +48,9 @@ def render_collage(query: Image.Image | None, matches: Sequence[Match], limits: 
         if is_query:
             draw.rectangle((x - 2, y - 2, x + TILE + 1, y + TILE + 1), outline=ACCENT, width=2)
         for j, line in enumerate(lines):
-            draw.text((x + 2, y + TILE + 4 + 18 * j), line, fill=ACCENT if is_query else TEXT,
-                      font=font)
+            draw.text(
+                (x + 2, y + TILE + 4 + 18 * j), line, fill=ACCENT if is_query else TEXT, font=font
+            )
     out = io.BytesIO()
     canvas.save(out, "PNG", optimize=True)
     return out.getvalue()

@@ -25,6 +25,7 @@ class Engine:
     embedder: Embedder
     indexes: IndexCache
     similar: SimilarService
+    fetcher: ImageFetcher | None
 
 
 def open_store(settings: Settings) -> Store:
@@ -54,10 +55,12 @@ def build_engine(
 ) -> Engine:
     """Wire the services; nothing here touches the network or loads the model."""
     embedder = embedder or make_embedder(settings)
-    indexes = IndexCache(index_path(settings.data_dir, embedder.key), settings.index.hnsw_ef_search)
+    indexes = IndexCache(
+        index_path(settings.data_dir, embedder.key), settings.index.hnsw_ef_search
+    )
     heavy = asyncio.Semaphore(settings.embedding.max_concurrent)
     similar = SimilarService(store, embedder, indexes, fetcher, settings, heavy)
-    return Engine(settings, store, embedder, indexes, similar)
+    return Engine(settings, store, embedder, indexes, similar, fetcher)
 
 
 @asynccontextmanager

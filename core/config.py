@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from core.errors import ConfigError
 
@@ -74,6 +82,86 @@ class SearchSettings(_Frozen):
     max_k: Annotated[int, Field(ge=1, le=1000)] = 50
 
 
+class ValuationSettings(_Frozen):
+    """The sales-based ``value`` answer: which sales count as recent, how much history to chart."""
+
+    window_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    chart_days: Annotated[int, Field(ge=1, le=36500)] = 180
+
+
+class RateLimit(_Frozen):
+    """At most ``requests`` commands per ``per_s`` seconds (a sliding window)."""
+
+    requests: Annotated[int, Field(ge=1, le=100_000)]
+    per_s: Annotated[float, Field(gt=0, le=86_400)]
+
+
+class AdminSettings(_Frozen):
+    """Who may run admin-only commands: Telegram/Discord user ids, Discord role ids."""
+
+    telegram_user_ids: tuple[int, ...] = ()
+    discord_user_ids: tuple[int, ...] = ()
+    discord_role_ids: tuple[int, ...] = ()
+
+
+class TelegramSettings(_Frozen):
+    """The Telegram front end; it starts when ``TELEGRAM_BOT_TOKEN`` is set."""
+
+    api_root: str = "https://api.telegram.org"
+    mode: Literal["polling", "webhook"] = "polling"
+    poll_timeout_s: Annotated[float, Field(ge=0, le=50)] = 30.0
+    # Webhook mode only: the public https URL Telegram posts to, and where we listen.
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: Annotated[int, Field(ge=1, le=65535)] = 8443
+
+    @field_validator("api_root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        return _url_root(value)
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> TelegramSettings:
+        if self.mode == "webhook" and not self.webhook_url:
+            raise ValueError("webhook mode needs webhook_url (the public https URL)")
+        return self
+
+
+class DiscordSettings(_Frozen):
+    """The Discord front end; it starts when ``DISCORD_BOT_TOKEN`` is set.
+
+    ``api_root`` unset means Discord itself; a root like ``http://127.0.0.1:8080`` serves REST
+    under ``<root>/api/v10`` and the gateway at ``ws://127.0.0.1:8080/gateway``.
+    """
+
+    api_root: str | None = None
+    # "guild": sync slash commands to ``guild_ids`` only (instant; for development);
+    # "global": everywhere (Discord may take a while to show changes); "off": leave as is.
+    command_sync: Literal["guild", "global", "off"] = "global"
+    guild_ids: tuple[int, ...] = ()
+
+    @field_validator("api_root")
+    @classmethod
+    def _root(cls, value: str | None) -> str | None:
+        return _url_root(value) if value else None
+
+
+class BotSettings(_Frozen):
+    """The chat front ends: limits, admins and per-platform connection settings."""
+
+    user_rate_limit: RateLimit = RateLimit(requests=6, per_s=60)
+    chat_rate_limit: RateLimit = RateLimit(requests=30, per_s=60)
+    # Requests waiting for the engine beyond this get "busy, try again" instead of queueing.
+    max_pending: Annotated[int, Field(ge=1, le=10_000)] = 64
+    # Collage and chart drawing that may run at once, beside the embedding bound.
+    max_concurrent_renders: Annotated[int, Field(ge=1, le=64)] = 2
+    admins: AdminSettings = AdminSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    discord: DiscordSettings = DiscordSettings()
+    # Where ``python -m bot console`` writes its pictures; unset: <data_dir>/console.
+    console_dir: Path | None = None
+
+
 class Settings(_Frozen):
     """Everything non-secret, as loaded from config.yaml and the environment."""
 
@@ -84,6 +172,8 @@ class Settings(_Frozen):
     index: IndexSettings = IndexSettings()
     fetch: FetchSettings = FetchSettings()
     search: SearchSettings = SearchSettings()
+    valuation: ValuationSettings = ValuationSettings()
+    bot: BotSettings = BotSettings()
 
     @property
     def db_url(self) -> str:
@@ -94,12 +184,25 @@ class Secrets(_Frozen):
     """Credentials, only ever from the environment; never logged (SecretStr hides them)."""
 
     opensea_api_key: SecretStr | None = None
+    telegram_bot_token: SecretStr | None = None
+    discord_bot_token: SecretStr | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Secrets:
         env = dict(os.environ) if env is None else env
+
         key = env.get("OPENSEA_API_KEY") or None
-        return cls(opensea_api_key=SecretStr(key) if key else None)
+
+        def token(name: str) -> SecretStr | None:
+            # A token pasted with a stray newline or space would fail login confusingly.
+            value = (env.get(name) or "").strip()
+            return SecretStr(value) if value else None
+
+        return cls(
+            opensea_api_key=SecretStr(key) if key else None,
+            telegram_bot_token=token("TELEGRAM_BOT_TOKEN"),
+            discord_bot_token=token("DISCORD_BOT_TOKEN"),
+        )
 
 
 def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -154,6 +257,22 @@ def _apply_env(raw: dict[str, object], env: dict[str, str]) -> None:
         section("embedding")["weights"] = env["NFTLENS_VGG16_WEIGHTS"]
     if env.get("NFTLENS_IPFS_GATEWAY"):
         section("fetch")["ipfs_gateway"] = env["NFTLENS_IPFS_GATEWAY"]
+    for variable, platform in (
+        ("NFTLENS_TELEGRAM_API", "telegram"),
+        ("NFTLENS_DISCORD_API", "discord"),
+    ):
+        if env.get(variable):
+            platform_section = section("bot").setdefault(platform, {})
+            if not isinstance(platform_section, dict):
+                raise ConfigError(f"Config section 'bot.{platform}' must be a mapping.")
+            platform_section["api_root"] = env[variable]
+
+
+def _url_root(value: str) -> str:
+    text = value.strip().rstrip("/")
+    if not text.startswith(("http://", "https://")) or text.endswith("://"):
+        raise ValueError("must be an http(s) URL like 'https://api.telegram.org'")
+    return text
 
 
 def _describe(exc: ValidationError, path: Path) -> str:

@@ -22,13 +22,21 @@ def add_commands(commands: Any) -> None:
     index.set_defaults(run=run_index)
 
     similar = commands.add_parser("similar", help="find the NFTs that look most alike")
-    similar.add_argument("queries", nargs="+", metavar="QUERY",
-                         help="image file, http(s)/ipfs URL, or SLUG:TOKEN_ID")
+    similar.add_argument(
+        "queries",
+        nargs="+",
+        metavar="QUERY",
+        help="image file, http(s)/ipfs URL, or SLUG:TOKEN_ID",
+    )
     similar.add_argument("--k", type=int, default=None, help="how many matches (default 5)")
     similar.add_argument("--collection", metavar="SLUG", help="only match this collection")
     similar.add_argument("--json", action="store_true", help="one JSON object per query")
-    similar.add_argument("--collage", type=Path, metavar="PNG",
-                         help="also write a collage of the first query's matches")
+    similar.add_argument(
+        "--collage",
+        type=Path,
+        metavar="PNG",
+        help="also write a collage of the first query's matches",
+    )
     similar.set_defaults(run=run_similar)
 
 
@@ -107,9 +115,8 @@ def format_result(result: SimilarResult) -> str:
             if sale
             else "no sales"
         )
-        lines.append(
-            f"  {rank:>2}. {match.collection} {match.token_id:<8} similarity {match.score:.3f}  {price}"
-        )
+        name = f"{match.collection} {match.token_id:<8}"
+        lines.append(f"  {rank:>2}. {name} similarity {match.score:.3f}  {price}")
     return "\n".join(lines)
 
 

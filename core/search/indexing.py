@@ -79,7 +79,11 @@ def build_index(
     embedded = failed = 0
     with tqdm(total=len(todo), unit="img", desc="embedding", disable=not progress or None) as bar:
         for batch in embed_stream(
-            embedder, todo, loader, settings.embedding.batch_size, settings.embedding.decode_workers
+            embedder,
+            todo,
+            loader,
+            settings.embedding.batch_size,
+            settings.embedding.decode_workers,
         ):
             if batch.items:
                 store.save_embeddings(embedder.key, batch.items, batch.vectors)
@@ -118,6 +122,8 @@ class IndexCache:
             try:
                 self._index = VectorIndex.load(self._path, self._ef_search)
             except RuntimeError as exc:
-                raise LensError("The similarity index file is damaged; run 'index' again.") from exc
+                raise LensError(
+                    "The similarity index file is damaged; run 'index' again."
+                ) from exc
             self._stamp = stamp
         return self._index

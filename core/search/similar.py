@@ -12,13 +12,13 @@ import numpy as np
 
 from core.config import Settings
 from core.embedding.embedder import Embedder
-from core.errors import FetchError, ImageTooLarge, QueryError
+from core.errors import FetchError, QueryError
 from core.imaging.canonical import canonicalise
-from core.imaging.decode import ImageLimits, decode_image
+from core.imaging.decode import ImageLimits, decode_image, too_large
 from core.imaging.fetch import ImageFetcher
 from core.models import Match, SimilarResult
 from core.search.indexing import IndexCache
-from core.storage import Store, StoredToken
+from core.storage import Store
 
 TOKEN_REF = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9_-]{0,99})[: ](?P<token>[A-Za-z0-9._-]{1,100})$")
 URL_SCHEMES = ("http://", "https://", "ipfs://")
@@ -63,8 +63,7 @@ class SimilarService:
             return await self.similar_image(self._read_file(path), query, k, collection)
         reference = TOKEN_REF.match(query)
         if reference:
-            token = await self._run(self._store.token, reference["slug"], reference["token"])
-            return await self._similar_token(token, query, k, collection)
+            return await self.similar_token(reference["slug"], reference["token"], k, collection)
         raise QueryError(
             f"'{query}' is not an image file, an http(s)/ipfs URL or a SLUG:TOKEN_ID reference."
         )
@@ -76,9 +75,12 @@ class SimilarService:
         vector = await self._run(self._embed_bytes, data)
         return await self._run(self._search, vector, label, k, collection, None)
 
-    async def _similar_token(
-        self, token: StoredToken, label: str, k: int | None, collection: str | None
+    async def similar_token(
+        self, slug: str, token_id: str, k: int | None = None, collection: str | None = None
     ) -> SimilarResult:
+        """Matches for a tracked token, leaving the token itself out."""
+        token = await self._run(self._store.token, slug, token_id)
+        label = f"{slug}:{token_id}"
         vector = self._indexes.get().vector(token.pk)
         if vector is None:
             data = self._read_file(self._settings.data_dir / token.image_path)
@@ -95,10 +97,7 @@ class SimilarService:
         try:
             size = path.stat().st_size
             if size > self._limits.max_bytes:
-                raise ImageTooLarge(
-                    f"The image is {size / 1e6:.1f} MB; the limit is "
-                    f"{self._limits.max_bytes / 1e6:.0f} MB."
-                )
+                raise too_large(size, self._limits.max_bytes)
             return path.read_bytes()
         except OSError as exc:
             raise QueryError(f"Cannot read {path.name}.") from exc

@@ -1,0 +1,1 @@
+"""Thin chat front ends over the engine: Telegram, Discord and a local console."""

@@ -1,0 +1,134 @@
+"""``python -m bot``: one process, one loop, every front end with a token, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from discord.http import Route
+
+from bot.app import NO_FRONT_END, front_end_names, run_front_ends
+from bot.commands import LensCommands
+from core.config import Secrets
+from tests.bot import fake_discord, fake_telegram
+from tests.bot.conftest import LensFactory
+from tests.bot.fake_discord import FakeDiscord, interaction
+from tests.bot.fake_telegram import FakeBotApi, update
+from tests.bot.fakes import CRITTERS, Library
+from tests.datasets import ROOT, write_config
+
+
+def test_front_ends_follow_the_tokens_that_are_set() -> None:
+    both = Secrets.from_env({"TELEGRAM_BOT_TOKEN": "t" * 20, "DISCORD_BOT_TOKEN": "d" * 20})
+    blank = Secrets.from_env({"TELEGRAM_BOT_TOKEN": "  ", "DISCORD_BOT_TOKEN": ""})
+
+    assert front_end_names(both) == ["telegram", "discord"]
+    assert front_end_names(blank) == []
+
+
+async def test_both_front_ends_share_one_loop_and_one_engine(
+    make_lens: LensFactory,
+) -> None:
+    telegram, discord = FakeBotApi(), FakeDiscord()
+    await telegram.start()
+    await discord.start()
+    lens: LensCommands = await make_lens(
+        bot={
+            "telegram": {"api_root": telegram.root, "poll_timeout_s": 1},
+            "discord": {"api_root": discord.root, "command_sync": "global"},
+        }
+    )
+    secrets = Secrets.from_env(
+        {"TELEGRAM_BOT_TOKEN": fake_telegram.TOKEN, "DISCORD_BOT_TOKEN": fake_discord.TOKEN}
+    )
+    stop = asyncio.Event()
+    base = Route.BASE
+    try:
+        running = asyncio.create_task(run_front_ends(lens, secrets, stop))
+        await discord.wait_for(lambda requests: any(r.method == "PUT" for r in requests))
+        await telegram.wait_for(lambda calls: any(c.method == "setMyCommands" for c in calls))
+        await telegram.push(update(300, text="/collections"))
+        discord.dispatch("INTERACTION_CREATE", interaction("tok-both", "collections", []))
+        from_telegram = await telegram.reply_to(300, "sendMessage")
+        _, from_discord = await discord.answers("tok-both", 2)
+        stop.set()
+        await asyncio.wait_for(running, timeout=30)
+    finally:
+        await telegram.stop()
+        await discord.stop()
+
+    assert CRITTERS in from_telegram.text
+    assert CRITTERS in from_discord.payload["embeds"][0]["description"]
+    assert lens.answered == 2
+    assert base == Route.BASE
+
+
+async def run_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+def bot_env(library: Library, tmp_path: Path, **extra: str) -> dict[str, str]:
+    config = write_config(tmp_path / "config.yaml", {"bot": {"telegram": {"poll_timeout_s": 1}}})
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN")
+    }
+    env.update(
+        NFTLENS_CONFIG=str(config),
+        NFTLENS_DATA_DIR=str(library.root / "data"),
+        NFTLENS_VGG16_WEIGHTS="none",
+        **extra,
+    )
+    return env
+
+
+async def test_without_tokens_it_says_what_to_do_and_exits(
+    library: Library, tmp_path: Path
+) -> None:
+    process = await run_bot(bot_env(library, tmp_path), ROOT)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    assert process.returncode == 2
+    assert NO_FRONT_END in stderr.decode()
+    assert "python -m bot console" in stderr.decode()
+
+
+async def test_sigterm_stops_a_running_bot_cleanly_and_the_token_never_shows(
+    library: Library, tmp_path: Path
+) -> None:
+    api = FakeBotApi()
+    await api.start()
+    env = bot_env(
+        library, tmp_path, TELEGRAM_BOT_TOKEN=fake_telegram.TOKEN, NFTLENS_TELEGRAM_API=api.root
+    )
+    try:
+        process = await run_bot(env, ROOT)
+        await api.wait_for(
+            lambda calls: any(c.method == "setMyCommands" for c in calls), timeout=60
+        )
+        await api.push(update(400, text="/help"))
+        reply = await api.reply_to(400, "sendMessage")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        await api.stop()
+
+    log = stderr.decode()
+    assert process.returncode == 0, log
+    assert "/similar" in reply.text
+    assert "telegram: running as @nftlens_test_bot" in log and "bot: stopping" in log
+    assert fake_telegram.TOKEN not in log
+    assert fake_telegram.TOKEN.split(":")[1] not in log
+    assert "Traceback" not in log

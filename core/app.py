@@ -36,7 +36,15 @@ def open_store(settings: Settings) -> Store:
 def make_embedder(settings: Settings) -> VGG16Embedder:
     """The VGG16 embedder as configured; the model itself is built on first use."""
     cfg = settings.embedding
-    return VGG16Embedder(cfg.weights, cfg.input_size, cfg.pooling, cfg.precision)
+    return VGG16Embedder(
+        cfg.weights,
+        cfg.input_size,
+        cfg.pooling,
+        cfg.precision,
+        layer=cfg.layer,
+        grid=cfg.grid,
+        projection_dim=cfg.projection_dim,
+    )
 
 
 def fetch_limits(settings: Settings) -> FetchLimits:

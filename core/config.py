@@ -52,7 +52,12 @@ class EmbeddingSettings(_Frozen):
 
     weights: str = "imagenet"
     input_size: Annotated[int, Field(ge=32, le=512)] = 224
+    layer: Literal[
+        "block3_conv3", "block3_pool", "block4_conv3", "block4_pool", "block5_conv3", "block5_pool"
+    ] = "block4_conv3"
     pooling: Literal["avg", "max", "gem"] = "gem"
+    grid: Annotated[int, Field(ge=1, le=8)] = 4
+    projection_dim: Annotated[int, Field(ge=0, le=8192)] = 1024
     precision: Literal["float32", "bfloat16"] = "float32"
     batch_size: Annotated[int, Field(ge=1, le=512)] = 16
     decode_workers: Annotated[int, Field(ge=1, le=32)] = 2

@@ -1,4 +1,10 @@
-"""VGG16 (ImageNet) convolutional features with avg, max or GeM pooling, on Keras 3.
+"""VGG16 (ImageNet) convolutional features, pooled into a retrieval vector, on Keras 3.
+
+The default vector was chosen by measurement (bench/retrieval.py): GeM pooling of
+block4_conv3 over a 4×4 grid of cells keeps *where* things are, which global pooling of
+block5 throws away and which tells one punk from its near-twin; a fixed random projection
+then brings the 8,192 numbers down to 1,024 with inner products kept (Johnson–Lindenstrauss),
+so the index stays small. Global avg/max/GeM of any layer remain available for comparison.
 
 Keras is imported only when the model is first used, so commands that never embed start fast,
 and ``KERAS_BACKEND`` (tensorflow, jax or torch) is honoured as Keras reads it at import.
@@ -30,11 +36,13 @@ GEM_P = 3.0
 # Caffe-style preprocessing that VGG16's ImageNet weights expect: BGR order, mean subtracted.
 _BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 # Schema of our preprocessing; bump when canonicalisation changes so old vectors go stale.
-PREPROCESS_VERSION = "canon-v1"
+PREPROCESS_VERSION = "canon-v2"
+# Seed of the projection matrix: part of the model, so it never changes silently.
+PROJECTION_SEED = 20261125
 
 
 class VGG16Embedder:
-    """VGG16 without its classifier; vectors are pooled block5 conv features (512-d)."""
+    """VGG16 without its classifier, cut at ``layer``; features pooled per grid cell."""
 
     def __init__(
         self,
@@ -43,6 +51,9 @@ class VGG16Embedder:
         pooling: Pooling = "gem",
         precision: Precision = "float32",
         preprocess_tag: str = PREPROCESS_VERSION,
+        layer: str = "block4_conv3",
+        grid: int = 4,
+        projection_dim: int = 1024,
     ) -> None:
         if input_size < 32:
             raise ModelError("VGG16 needs an input size of at least 32 pixels.")
@@ -50,6 +61,9 @@ class VGG16Embedder:
         self._input_size = input_size
         self._pooling = pooling
         self._precision = precision
+        self._layer = layer
+        self._grid = grid
+        self._projection_dim = projection_dim
         self._key = self._make_key(preprocess_tag)
         self._model: Any = None
         self._lock = threading.Lock()
@@ -60,7 +74,7 @@ class VGG16Embedder:
 
     @property
     def dim(self) -> int:
-        return 512
+        return self._projection_dim or 512 * self._grid * self._grid
 
     @property
     def input_size(self) -> int:
@@ -115,10 +129,34 @@ class VGG16Embedder:
             raise ModelError(_weights_message(self._weights, exc)) from exc
         except Exception as exc:  # download failures surface as many exception types
             raise ModelError(_weights_message(self._weights, exc)) from exc
-        features = base.get_layer("block5_conv3").output
-        pooled = _pool(keras, features, self._pooling)
-        model = keras.Model(base.input, pooled, name=f"vgg16_{self._pooling}")
-        log.info("VGG16 ready: input %d, %s pooling, %s", size, self._pooling, self._precision)
+        try:
+            features = base.get_layer(self._layer).output
+        except ValueError as exc:
+            raise ModelError(f"VGG16 has no layer called '{self._layer}'.") from exc
+        if self._grid > min(features.shape[1], features.shape[2]):
+            raise ModelError(
+                f"A {self._grid}×{self._grid} grid does not fit {self._layer} at input size {size}."
+            )
+        pooled = _pool_grid(keras, features, self._pooling, self._grid)
+        if self._projection_dim:
+            projection = keras.layers.Dense(
+                self._projection_dim, use_bias=False, trainable=False, name="projection"
+            )
+            pooled = projection(pooled)
+            projection.set_weights(
+                [projection_matrix(pooled_dim(self._grid), self._projection_dim)]
+            )
+        model = keras.Model(base.input, pooled, name=f"vgg16_{self._layer}_{self._pooling}")
+        log.info(
+            "VGG16 ready: input %d, %s, %s pooling on a %d×%d grid, %d-d, %s",
+            size,
+            self._layer,
+            self._pooling,
+            self._grid,
+            self._grid,
+            self.dim,
+            self._precision,
+        )
         return model
 
     def _make_key(self, preprocess_tag: str) -> str:
@@ -128,15 +166,54 @@ class VGG16Embedder:
             # The same file under another path is the same model; a changed file is not.
             stat = path.stat()
             weights = f"file:{path.name}:{stat.st_size}"
-        raw = f"{weights}|{self._input_size}|{self._pooling}|{self._precision}|{preprocess_tag}"
+        raw = "|".join(
+            str(part)
+            for part in (
+                weights,
+                self._input_size,
+                self._layer,
+                self._pooling,
+                self._grid,
+                self._projection_dim,
+                PROJECTION_SEED,
+                self._precision,
+                preprocess_tag,
+            )
+        )
         digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
-        return f"vgg16-{self._pooling}-{self._input_size}-{digest}"
+        return f"vgg16-{self._pooling}{self._grid}-{self._input_size}-{digest}"
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:
     """uint8 RGB batch → the float32 BGR mean-centred batch VGG16 was trained on."""
     batch = np.asarray(images, dtype=np.float32)[..., ::-1]
     return batch - _BGR_MEAN
+
+
+def pooled_dim(grid: int) -> int:
+    return 512 * grid * grid
+
+
+def projection_matrix(rows: int, cols: int) -> np.ndarray:
+    """The fixed Gaussian projection: scaled so inner products are kept in expectation."""
+    rng = np.random.default_rng(PROJECTION_SEED)
+    return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
+
+
+def _pool_grid(keras: Any, features: Any, pooling: Pooling, grid: int) -> Any:
+    """Pool each cell of a grid×grid split of the feature map; cells concatenated row-major."""
+    height, width = int(features.shape[1]), int(features.shape[2])
+    cells = []
+    for row in range(grid):
+        for col in range(grid):
+            cell = features[
+                :,
+                row * height // grid : (row + 1) * height // grid,
+                col * width // grid : (col + 1) * width // grid,
+                :,
+            ]
+            cells.append(_pool(keras, cell, pooling))
+    return cells[0] if len(cells) == 1 else keras.ops.concatenate(cells, axis=-1)
 
 
 def _pool(keras: Any, features: Any, pooling: Pooling) -> Any:

@@ -1,0 +1,160 @@
+"""Speed: the embedding pipeline against bare model calls, index search, one `similar`.
+
+    python -m bench.speed [--images 96] [--size 224]
+
+1. Embedding throughput: the same punk images (a) already decoded and canonicalised, fed to
+   the model in batches, and (b) through the real pipeline from PNG bytes on disk (decoding
+   and canonicalising in worker threads, overlapped with inference). Target: (b) >= 90% of (a).
+2. Index search at 100,000 synthetic unit vectors of the embedder's dimension, exact and HNSW:
+   median and p95 milliseconds per single query. Target: under 5 ms.
+3. `similar` for one local image with the model warm, through SimilarService on a small
+   ingested index: median milliseconds. Target: under 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.app import build_engine, make_embedder, open_store
+from core.config import IndexSettings, load_settings
+from core.embedding.pipeline import embed_stream
+from core.imaging.canonical import canonicalise
+from core.imaging.decode import ImageLimits, decode_image
+from core.ingest.service import ingest
+from core.search.index import VectorIndex
+from core.search.indexing import build_index
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+WEIGHTS = SHARED / "models" / "vgg16_imagenet_notop.weights.h5"
+PUNKS = SHARED / "data" / "cryptopunks"
+
+
+def throughput(images: int, size: int) -> list[str]:
+    settings = load_settings(env={"NFTLENS_VGG16_WEIGHTS": str(WEIGHTS)})
+    settings = settings.model_copy(
+        update={"embedding": settings.embedding.model_copy(update={"input_size": size})}
+    )
+    embedder = make_embedder(settings)
+    embedder.warm_up()
+    batch = settings.embedding.batch_size
+    background = settings.images.background_rgb
+    limits = ImageLimits()
+    paths = [PUNKS / "images" / f"{i}.png" for i in range(images)]
+    decoded = np.stack(
+        [canonicalise(decode_image(p.read_bytes(), limits), size, background) for p in paths]
+    )
+    started = time.perf_counter()
+    for i in range(0, images, batch):
+        embedder.embed_batch(decoded[i : i + batch])
+    bare = images / (time.perf_counter() - started)
+
+    def load(path: Path) -> np.ndarray:
+        return canonicalise(decode_image(path.read_bytes(), limits), size, background)
+
+    started = time.perf_counter()
+    for _ in embed_stream(embedder, paths, load, batch, settings.embedding.decode_workers):
+        pass
+    piped = images / (time.perf_counter() - started)
+    return [
+        f"| embedding, model only (decoded batches) | {size} | {bare:.2f} img/s | |",
+        f"| embedding, full pipeline from PNG files | {size} | {piped:.2f} img/s "
+        f"| {piped / bare:.1%} of model only |",
+    ]
+
+
+def search_latency(dim: int, count: int = 100_000, queries: int = 200) -> list[str]:
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((count, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    keys = np.arange(count, dtype=np.int64)
+    rows = []
+    for name, settings in (
+        ("exact", IndexSettings(approximate_above=count)),
+        ("hnsw", IndexSettings(approximate_above=0)),
+    ):
+        started = time.perf_counter()
+        index = VectorIndex.build(keys, vectors, settings)
+        built = time.perf_counter() - started
+        picks = rng.choice(count, queries, replace=False)
+        noisy = vectors[picks] + 0.05 * rng.standard_normal((queries, dim)).astype(np.float32)
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        times, hits = [], 0
+        for q, pick in zip(noisy, picks, strict=True):
+            t = time.perf_counter()
+            _, found = index.search(q[None], 10)
+            times.append((time.perf_counter() - t) * 1000)
+            hits += int(found[0, 0] == pick)
+        rows.append(
+            f"| search, {name}, {count:,} × {dim}-d, k=10 | 1 query | "
+            f"median {statistics.median(times):.2f} ms, p95 {np.percentile(times, 95):.2f} ms "
+            f"| top-1 recall {hits / queries:.3f}; built in {built:.1f} s |"
+        )
+    return rows
+
+
+def similar_latency(size: int, tokens: int = 64, runs: int = 20) -> list[str]:
+    work = Path(tempfile.mkdtemp(prefix="nftlens-bench-"))
+    try:
+        dataset = work / "dataset"
+        (dataset / "images").mkdir(parents=True)
+        shutil.copy(PUNKS / "collection.json", dataset)
+        lines = (PUNKS / "tokens.jsonl").read_text().splitlines()[:tokens]
+        (dataset / "tokens.jsonl").write_text("\n".join(lines) + "\n")
+        for i in range(tokens):
+            shutil.copy(PUNKS / "images" / f"{i}.png", dataset / "images")
+        env = {"NFTLENS_VGG16_WEIGHTS": str(WEIGHTS), "NFTLENS_DATA_DIR": str(work / "data")}
+        settings = load_settings(env=env)
+        settings = settings.model_copy(
+            update={"embedding": settings.embedding.model_copy(update={"input_size": size})}
+        )
+        store = open_store(settings)
+        ingest(dataset, store, settings.data_dir, ImageLimits())
+        embedder = make_embedder(settings)
+        build_index(store, embedder, settings, progress=False)
+        engine = build_engine(settings, store, None, embedder)
+        query = str(dataset / "images" / "7.png")
+
+        async def measure() -> list[float]:
+            await engine.similar.similar(query)
+            times = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                await engine.similar.similar(query)
+                times.append((time.perf_counter() - t) * 1000)
+            return times
+
+        times = asyncio.run(measure())
+        store.close()
+        return [
+            f"| similar, one local image, model warm | {size} | "
+            f"median {statistics.median(times):.0f} ms, p95 {np.percentile(times, 95):.0f} ms "
+            f"| {runs} runs |"
+        ]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--size", type=int, default=None, help="input size (default: config)")
+    args = parser.parse_args()
+    size = args.size or load_settings(env={}).embedding.input_size
+    dim = make_embedder(load_settings(env={})).dim
+    rows = ["| what | input / load | result | note |", "|---|---|---|---|"]
+    rows += throughput(args.images, size)
+    rows += search_latency(dim)
+    rows += similar_latency(size)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

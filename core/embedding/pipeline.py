@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -100,7 +100,7 @@ def embed_stream(
                 producer.join(timeout=0.05)
 
 
-def _put(target: queue.Queue, value: object, stop: threading.Event) -> None:  # type: ignore[type-arg]
+def _put(target: queue.Queue[Any], value: object, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             target.put(value, timeout=0.1)

@@ -135,7 +135,8 @@ class VGG16Embedder:
             raise ModelError(f"VGG16 has no layer called '{self._layer}'.") from exc
         if self._grid > min(features.shape[1], features.shape[2]):
             raise ModelError(
-                f"A {self._grid}×{self._grid} grid does not fit {self._layer} at input size {size}."
+                f"A {self._grid}×{self._grid} grid does not fit {self._layer} "
+                f"at input size {size}."
             )
         pooled = _pool_grid(keras, features, self._pooling, self._grid)
         if self._projection_dim:

@@ -117,9 +117,11 @@ def _rasterise_svg(data: bytes) -> bytes:
     width, height = _svg_aspect(text)
     # Fix the longer side: fixing only the width would let a 1:1000 viewBox ask for a
     # canvas gigabytes tall before any pixel cap could look at it.
-    size = {"width": SVG_RASTER_SIDE} if width >= height else {"height": SVG_RASTER_SIDE}
     try:
-        png = resvg_py.svg_to_bytes(svg_string=text, **size)
+        if width >= height:
+            png = resvg_py.svg_to_bytes(svg_string=text, width=SVG_RASTER_SIDE)
+        else:
+            png = resvg_py.svg_to_bytes(svg_string=text, height=SVG_RASTER_SIDE)
     except Exception as exc:  # resvg raises plain Exception subclasses for parse errors
         raise BrokenImage("The SVG file could not be drawn (invalid or unsupported SVG).") from exc
     return bytes(png)

@@ -60,7 +60,7 @@ class VectorIndex:
 
     @property
     def kind(self) -> str:
-        base = faiss.downcast_index(self._index.index)
+        base = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
         return "hnsw" if isinstance(base, faiss.IndexHNSWFlat) else "exact"
 
     @property
@@ -110,7 +110,7 @@ class VectorIndex:
             else None
         )
         if self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW()
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
             params.efSearch = self._ef_search
         elif selector is None:
             return None
@@ -119,7 +119,7 @@ class VectorIndex:
         if selector is not None:
             params.sel = selector
             # The selector must outlive the search; keep a reference on the params object.
-            params._selector_ref = selector  # type: ignore[attr-defined]
+            params._selector_ref = selector
         return params
 
     def _exact_subset(

@@ -90,7 +90,7 @@ class Store:
             row = conn.execute(select(table).where(table.c.slug == collection.slug)).first()
             if row is None:
                 result = conn.execute(table.insert().values(**values))
-                return int(result.inserted_primary_key[0]), True
+                return _new_key(result), True
             current = {key: getattr(row, key) for key in values}
             if current == values:
                 return int(row.id), False
@@ -114,11 +114,15 @@ class Store:
         """Per collection slug: how many tokens and sales are stored."""
         c, t, s = schema.collections, schema.tokens, schema.sales
         with self._engine.connect() as conn:
-            tokens = dict(
-                conn.execute(select(c.c.slug, func.count(t.c.id)).join(t).group_by(c.c.slug)).all()
+            tokens: dict[str, int] = dict(
+                conn.execute(select(c.c.slug, func.count(t.c.id)).join(t).group_by(c.c.slug))
+                .tuples()
+                .all()
             )
-            sales = dict(
-                conn.execute(select(c.c.slug, func.count(s.c.id)).join(s).group_by(c.c.slug)).all()
+            sales: dict[str, int] = dict(
+                conn.execute(select(c.c.slug, func.count(s.c.id)).join(s).group_by(c.c.slug))
+                .tuples()
+                .all()
             )
         return {
             slug: {"tokens": int(tokens.get(slug, 0)), "sales": int(sales.get(slug, 0))}
@@ -160,7 +164,7 @@ class Store:
                             collection_id=collection_pk, token_id=write.token_id, **values
                         )
                     )
-                    pk = int(result.inserted_primary_key[0])
+                    pk = _new_key(result)
                     added += 1
                 elif all(getattr(row, key) == value for key, value in values.items()):
                     unchanged += 1
@@ -437,6 +441,13 @@ def _collection(row: Any) -> Collection:
 
 def _attributes_json(attrs: Sequence[Attribute]) -> str:
     return json.dumps([[a.trait_type, a.value] for a in attrs], separators=(",", ":"))
+
+
+def _new_key(result: Any) -> int:
+    key = result.inserted_primary_key
+    if key is None:
+        raise StorageError("The database did not return the new row's key.")
+    return int(key[0])
 
 
 def _sale(row: Any) -> Sale:

@@ -51,9 +51,13 @@ def throughput(images: int, size: int) -> list[str]:
     decoded = np.stack(
         [canonicalise(decode_image(p.read_bytes(), limits), size, background) for p in paths]
     )
+    # The baseline the issue names: Keras's own predict on already-decoded batches.
+    from core.embedding.vgg16 import preprocess
+
+    model = embedder._ensure_model()
+    model.predict(preprocess(decoded[:batch]), batch_size=batch, verbose=0)
     started = time.perf_counter()
-    for i in range(0, images, batch):
-        embedder.embed_batch(decoded[i : i + batch])
+    model.predict(preprocess(decoded), batch_size=batch, verbose=0)
     bare = images / (time.perf_counter() - started)
 
     def load(path: Path) -> np.ndarray:
@@ -64,7 +68,7 @@ def throughput(images: int, size: int) -> list[str]:
         pass
     piped = images / (time.perf_counter() - started)
     return [
-        f"| embedding, model only (decoded batches) | {size} | {bare:.2f} img/s | |",
+        f"| embedding, model.predict on decoded batches | {size} | {bare:.2f} img/s | |",
         f"| embedding, full pipeline from PNG files | {size} | {piped:.2f} img/s "
         f"| {piped / bare:.1%} of model only |",
     ]

@@ -99,6 +99,10 @@ async def serve(settings: Settings, secrets: Secrets, out: TextIO | None = None)
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         async with open_lens(settings) as lens:
+            # Build the model (and load or download its weights) before taking requests:
+            # a missing weights file fails here, once, not on every user's first query.
+            log.info("bot: loading the embedding model")
+            await asyncio.to_thread(lens.engine.embedder.warm_up)
             await run_front_ends(lens, secrets, stop)
     return 0
 

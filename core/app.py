@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from yarl import URL
+
 from core.config import Settings
 from core.embedding.embedder import Embedder
 from core.embedding.vgg16 import VGG16Embedder
@@ -48,10 +50,15 @@ def make_embedder(settings: Settings) -> VGG16Embedder:
 
 
 def fetch_limits(settings: Settings) -> FetchLimits:
+    """Fetch caps; the configured IPFS gateway is trusted even on a private address (a
+    local IPFS node or a mirror the operator chose), every other host is checked."""
+    gateway = URL(settings.fetch.ipfs_gateway)
+    trusted = frozenset({f"{gateway.host}:{gateway.port}"} if gateway.host else ())
     return FetchLimits(
         max_bytes=min(settings.fetch.max_bytes, settings.images.max_bytes),
         timeout_s=settings.fetch.timeout_s,
         ipfs_gateway=settings.fetch.ipfs_gateway,
+        allow_hosts=trusted,
     )
 
 

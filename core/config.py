@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,6 +21,8 @@ from pydantic import (
 from core.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config.yaml")
+
+log = logging.getLogger(__name__)
 
 
 class _Frozen(BaseModel):
@@ -182,7 +185,11 @@ class Settings(_Frozen):
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'nftlens.sqlite'}"
+        url = self.database_url or f"sqlite:///{self.data_dir / 'nftlens.sqlite'}"
+        # Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3.
+        if url.startswith(("postgresql://", "postgres://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
 
 
 class Secrets(_Frozen):
@@ -222,8 +229,11 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     raw: dict[str, object] = {}
     if config_path.is_file():
         raw = _read_yaml(config_path)
+        log.debug("settings from %s", config_path.resolve())
     elif explicit is not None:
         raise ConfigError(f"Config file {config_path} does not exist.")
+    else:
+        log.info("no config.yaml in %s; using built-in defaults", Path.cwd())
     _apply_env(raw, env)
     try:
         settings = Settings.model_validate(raw)

@@ -42,6 +42,10 @@ class FakeEmbedder:
     def __init__(self) -> None:
         self.calls = 0
         self.images = 0
+        self.warmed = False
+
+    def warm_up(self) -> None:
+        self.warmed = True
 
     def embed_batch(self, images: np.ndarray) -> np.ndarray:
         """``images`` is (n, 32, 32, 3) uint8; returns (n, 192) float32 unit rows."""
@@ -77,6 +81,9 @@ class KillingEmbedder:
     @property
     def input_size(self) -> int:
         return self.inner.input_size
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
 
     def embed_batch(self, images: np.ndarray) -> np.ndarray:
         """Embed like the wrapped embedder until the budget of batches is spent, then die."""

@@ -151,10 +151,24 @@ def test_similar_token_reference_succeeds(
 def test_similar_unknown_collection_is_a_clean_error(
     cli: Cli, indexed: subprocess.CompletedProcess[str]
 ) -> None:
-    process = cli.run("similar", "cryptopunks:3", "--collection", "nope", "--json")
+    process = cli.run("similar", "cryptopunks:3", "--collection", "nope")
 
     assert assert_clean_failure(process) == "error: No collection called 'nope' is tracked."
     assert process.stdout == ""
+
+
+def test_similar_unknown_collection_in_json_is_an_error_line_per_query(
+    cli: Cli, indexed: subprocess.CompletedProcess[str]
+) -> None:
+    queries = ("cryptopunks:3", "cryptopunks:4")
+    process = cli.run("similar", *queries, "--collection", "nope", "--json")
+
+    lines = [json.loads(line) for line in process.stdout.splitlines()]
+    assert process.returncode == 1
+    assert lines == [
+        {"query": q, "error": "No collection called 'nope' is tracked."} for q in queries
+    ]
+    assert "Traceback" not in process.stderr
 
 
 def test_similar_k_out_of_range(cli: Cli) -> None:

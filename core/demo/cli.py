@@ -19,6 +19,9 @@ from core.render.collage import render_collage
 from core.search.cli import format_result
 from core.search.indexing import build_index
 
+# The demo queries token 5, so it needs at least six.
+MIN_TOKENS = 6
+
 
 def add_commands(commands: Any) -> None:
     demo = commands.add_parser("demo", help="the whole flow on a generated sample collection")
@@ -30,8 +33,9 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     # The demo keeps its own database and index so it never mixes with real collections.
     demo_dir = settings.data_dir / "demo"
     settings = settings.model_copy(update={"data_dir": demo_dir, "database_url": None})
-    dataset = write_sample_dataset(demo_dir / "dataset", count=max(4, args.count))
-    print(f"1. generated {args.count} sample tokens in {dataset}")
+    count = max(MIN_TOKENS, args.count)
+    dataset = write_sample_dataset(demo_dir / "dataset", count=count)
+    print(f"1. generated {count} sample tokens in {dataset}")
 
     store = open_store(settings)
     try:

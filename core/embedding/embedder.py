@@ -25,6 +25,10 @@ class Embedder(Protocol):
         """``images`` is (n, size, size, 3) uint8; returns (n, dim) float32 with unit rows."""
         ...
 
+    def warm_up(self) -> None:
+        """Get ready to embed (build the model, load weights) so first use is not slow."""
+        ...
+
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     """Scale each row to unit length (rows of zeros stay zero)."""

@@ -95,8 +95,11 @@ class VGG16Embedder:
     def embed_batch(self, images: np.ndarray) -> np.ndarray:
         model = self._ensure_model()
         batch = preprocess(images)
+        import keras
+
         features = model(batch, training=False)
-        return l2_normalise(np.asarray(features, dtype=np.float32))
+        # convert_to_numpy works for every backend (a torch tensor on the GPU included).
+        return l2_normalise(np.asarray(keras.ops.convert_to_numpy(features), dtype=np.float32))
 
     def warm_up(self) -> None:
         """Build the model and run it once, so the first real query is not slow."""

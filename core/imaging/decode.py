@@ -59,6 +59,10 @@ def decode_image(data: bytes, limits: ImageLimits) -> Image.Image:
         raise BrokenImage("The image file is damaged or truncated.") from exc
 
 
+# href / xlink:href / url(...) pointing anywhere but inside the document or at inline data.
+_EXTERNAL_REFERENCE = re.compile(
+    r"""(?:href\s*=\s*["']|url\(\s*["']?)\s*(?!#|data:)[^"')\s]""", re.IGNORECASE
+)
 _SVG_TAG = re.compile(r"<svg\b[^>]*>", re.IGNORECASE | re.DOTALL)
 
 
@@ -102,9 +106,8 @@ def too_large(size: int, limit: int, what: str = "The image") -> ImageTooLarge:
 
 def _looks_like_svg(data: bytes) -> bool:
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return (
-        head.startswith(b"<?xml") or head.startswith(b"<svg") or head.startswith(b"<!--")
-    ) and (b"<svg" in data[:4096].lower())
+    starts = (b"<?xml", b"<svg", b"<!--", b"<!doctype svg")
+    return head.startswith(starts) and b"<svg" in data[:4096].lower()
 
 
 def _rasterise_svg(data: bytes) -> bytes:
@@ -114,6 +117,10 @@ def _rasterise_svg(data: bytes) -> bytes:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BrokenImage("The SVG file is not valid UTF-8 text.") from exc
+    if _EXTERNAL_REFERENCE.search(text):
+        # resvg would read referenced files from this machine's disk and draw them into
+        # the picture we send back; only self-contained SVGs are rasterised.
+        raise NotAnImage("SVGs that load other files are not accepted; embed images as data.")
     width, height = _svg_aspect(text)
     # Fix the longer side: fixing only the width would let a 1:1000 viewBox ask for a
     # canvas gigabytes tall before any pixel cap could look at it.

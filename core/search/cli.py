@@ -64,7 +64,14 @@ async def _similar(args: argparse.Namespace, settings: Settings) -> int:
     failures = 0
     async with open_engine(settings) as engine:
         if args.collection:
-            engine.store.collection(args.collection)  # unknown slug: one clear error, up front
+            try:
+                engine.store.collection(args.collection)
+            except LensError as exc:
+                if not args.json:
+                    raise
+                for query in args.queries:
+                    _emit_error(query, str(exc), as_json=True)
+                return 1
         for number, query in enumerate(args.queries):
             try:
                 result = await engine.similar.similar(query, args.k, args.collection)

@@ -18,7 +18,7 @@ from core.imaging.decode import ImageLimits, decode_image, too_large
 from core.imaging.fetch import ImageFetcher
 from core.models import Match, SimilarResult
 from core.search.indexing import IndexCache
-from core.storage import Store
+from core.storage import Store, StoredToken
 
 TOKEN_REF = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9_-]{0,99})[: ](?P<token>[A-Za-z0-9._-]{1,100})$")
 URL_SCHEMES = ("http://", "https://", "ipfs://")
@@ -60,7 +60,8 @@ class SimilarService:
             return await self.similar_image(data, query, k, collection)
         path = Path(query).expanduser()
         if path.is_file():
-            return await self.similar_image(self._read_file(path), query, k, collection)
+            data = await asyncio.to_thread(self._read_file, path)
+            return await self.similar_image(data, query, k, collection)
         reference = TOKEN_REF.match(query)
         if reference:
             return await self.similar_token(reference["slug"], reference["token"], k, collection)
@@ -80,12 +81,8 @@ class SimilarService:
     ) -> SimilarResult:
         """Matches for a tracked token, leaving the token itself out."""
         token = await self._run(self._store.token, slug, token_id)
-        label = f"{slug}:{token_id}"
-        vector = self._indexes.get().vector(token.pk)
-        if vector is None:
-            data = self._read_file(self._settings.data_dir / token.image_path)
-            vector = await self._run(self._embed_bytes, data)
-        return await self._run(self._search, vector, label, k, collection, token.pk)
+        vector = await self._run(self._token_vector, token)
+        return await self._run(self._search, vector, f"{slug}:{token_id}", k, collection, token.pk)
 
     async def _run(self, func: Callable[..., R], *args: object) -> R:
         # Model, FAISS and SQL work never runs on the event loop, and only a bounded number
@@ -101,6 +98,14 @@ class SimilarService:
             return path.read_bytes()
         except OSError as exc:
             raise QueryError(f"Cannot read {path.name}.") from exc
+
+    def _token_vector(self, token: StoredToken) -> np.ndarray:
+        # The index holds the vector already (reading the index may load a large file, so
+        # this runs in a worker thread); a token indexed under another model is embedded.
+        vector = self._indexes.get().vector(token.pk)
+        if vector is None:
+            vector = self._embed_bytes(self._read_file(self._settings.data_dir / token.image_path))
+        return vector
 
     def _embed_bytes(self, data: bytes) -> np.ndarray:
         image = decode_image(data, self._limits)

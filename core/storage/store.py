@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, event, func, select, tuple_
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import StorageError, UnknownCollection, UnknownToken
@@ -66,12 +67,22 @@ class Store:
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
             schema.metadata.create_all(engine)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, ImportError) as exc:
             raise StorageError(f"Cannot open the database: {exc.__class__.__name__}.") from exc
         return cls(engine)
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with _translated(), self._engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with _translated(), self._engine.begin() as conn:
+            yield conn
 
     # Collections -------------------------------------------------------------------------
 
@@ -86,7 +97,7 @@ class Store:
             "marketplace": collection.marketplace,
         }
         table = schema.collections
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             row = conn.execute(select(table).where(table.c.slug == collection.slug)).first()
             if row is None:
                 result = conn.execute(table.insert().values(**values))
@@ -99,21 +110,21 @@ class Store:
 
     def collection(self, slug: str) -> Collection:
         table = schema.collections
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(table).where(table.c.slug == slug)).first()
         if row is None:
             raise UnknownCollection(f"No collection called '{slug}' is tracked.")
         return _collection(row)
 
     def collections(self) -> list[Collection]:
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(select(schema.collections).order_by(schema.collections.c.slug))
             return [_collection(row) for row in rows]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per collection slug: how many tokens and sales are stored."""
         c, t, s = schema.collections, schema.tokens, schema.sales
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             tokens: dict[str, int] = dict(
                 conn.execute(select(c.c.slug, func.count(t.c.id)).join(t).group_by(c.c.slug))
                 .tuples()
@@ -135,7 +146,7 @@ class Store:
         """Insert new tokens, update changed ones, leave the rest; one transaction."""
         t, a = schema.tokens, schema.attributes
         added = updated = unchanged = 0
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             existing = {
                 row.token_id: row
                 for row in conn.execute(
@@ -209,7 +220,7 @@ class Store:
         """The token ids stored for one collection."""
         t, c = schema.tokens, schema.collections
         query = select(t.c.token_id).join(c).where(c.c.slug == slug)
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             return set(conn.execute(query).scalars().all())
 
     def token_pks(self, slug: str | None = None) -> np.ndarray:
@@ -219,13 +230,13 @@ class Store:
         if slug is not None:
             self.collection(slug)
             query = query.where(c.c.slug == slug)
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             return np.array(conn.execute(query).scalars().all(), dtype=np.int64)
 
     def attributes(self, pks: Iterable[int]) -> dict[int, tuple[Attribute, ...]]:
         a = schema.attributes
         result: dict[int, list[Attribute]] = {}
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             for chunk in _chunks(list(pks)):
                 rows = conn.execute(
                     select(a).where(a.c.token_pk.in_(chunk)).order_by(a.c.token_pk, a.c.position)
@@ -243,7 +254,7 @@ class Store:
             .join(c)
             .where(where)
         )
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             return [
                 StoredToken(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in conn.execute(query)
             ]
@@ -254,7 +265,7 @@ class Store:
         """Insert sales not yet stored (natural key: collection, tx, token); one transaction."""
         s = schema.sales
         added = unchanged = 0
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             known = set(
                 conn.execute(
                     select(s.c.tx, s.c.token_id).where(s.c.collection_id == collection_pk)
@@ -291,7 +302,7 @@ class Store:
         wanted = {(tok.collection, tok.token_id): tok.pk for tok in tokens}
         found: dict[int, Sale] = {}
         keys = list(wanted)
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             for chunk in _chunks(keys):
                 rows = conn.execute(
                     select(c.c.slug, s)
@@ -345,11 +356,8 @@ class Store:
             query = query.where(s.c.timestamp >= _stored_time(since))
         if until is not None:
             query = query.where(s.c.timestamp <= _stored_time(until))
-        try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(query).all()
-        except SQLAlchemyError as exc:
-            raise StorageError(f"Cannot read sales: {exc.__class__.__name__}.") from exc
+        with self._reading() as conn:
+            rows = conn.execute(query).all()
         return [_sale(row) for row in rows]
 
     # Embeddings --------------------------------------------------------------------------
@@ -375,7 +383,7 @@ class Store:
         """Store one batch of vectors atomically: a kill loses at most this batch."""
         e = schema.embeddings
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 e.delete()
                 .where(e.c.model_key == model_key)
@@ -407,7 +415,7 @@ class Store:
             .order_by(e.c.token_pk)
         )
         rows: list[Any] = []
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             if pks is None:
                 rows = list(conn.execute(query))
             else:
@@ -418,6 +426,17 @@ class Store:
         keys = np.array([row[0] for row in rows], dtype=np.int64)
         matrix = np.stack([np.frombuffer(row[1], dtype=np.float32) for row in rows])
         return keys, matrix
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Database failures (locked, full disk, lost connection) as one StorageError sentence."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StorageError(
+            f"The database failed ({exc.__class__.__name__}); try again in a moment."
+        ) from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

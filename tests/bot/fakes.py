@@ -58,6 +58,9 @@ class WatchedEmbedder:
     def input_size(self) -> int:
         return self.inner.input_size
 
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
     def embed_batch(self, images: np.ndarray) -> np.ndarray:
         with self._lock:
             self.active += 1

@@ -178,3 +178,36 @@ def assert_one_sentence(message: str) -> None:
     assert message.endswith(".")
     # No second sentence: no ". X" inside (decimals such as "20.0 MB" are fine).
     assert not re.search(r"[.!?]\s+[A-Z]", message[:-1])
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        '<image href="/etc/secret.png" width="8" height="8"/>',
+        '<image xlink:href="file:///srv/x.png" width="8" height="8"/>',
+        '<image href = \'https://example.org/x.png\' width="8" height="8"/>',
+        '<rect width="8" height="8" style="fill:url(other.svg#g)"/>',
+    ],
+)
+def test_an_svg_that_loads_other_files_is_refused(reference: str) -> None:
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        f'width="8" height="8">{reference}</svg>'
+    )
+
+    with pytest.raises(NotAnImage, match="load other files"):
+        decode_image(svg.encode(), ImageLimits())
+
+
+def test_an_svg_with_internal_references_and_a_doctype_is_drawn() -> None:
+    svg = (
+        '<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" '
+        '"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">'
+        '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8">'
+        '<defs><linearGradient id="g"><stop offset="0" stop-color="#f00"/></linearGradient>'
+        '</defs><rect width="8" height="8" fill="url(#g)"/></svg>'
+    )
+
+    image = decode_image(svg.encode(), ImageLimits())
+
+    assert image.getpixel((256, 256))[:3] == (255, 0, 0)

@@ -17,7 +17,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,18 +43,29 @@ class Method:
     pooling: str
     grid: int
     projection: int
+    colour_grid: int = 16
+    colour_weight: float = 0.0
     precision: str = "float32"
 
     @property
     def tag(self) -> str:
-        return f"{self.name}-{self.size}-{self.precision}"
+        colour = f"c{self.colour_grid}x{self.colour_weight:g}"
+        return f"{self.name}-{self.size}-{self.precision}-{colour}"
 
 
-def methods(sizes: list[int], bf16: bool) -> list[Method]:
+def methods(sizes: list[int], bf16: bool, poolings: list[str]) -> list[Method]:
+    """plain first, then ours (the shipped default) at each size, then the ablations."""
+    ours = Method("ours", sizes[0], True, "block4_conv3", "gem", 4, 1024, 16, 0.5)
     chosen = [Method("plain", 224, False, "block5_pool", "avg", 1, 0)]
-    chosen += [Method("ours", s, True, "block4_conv3", "gem", 4, 1024) for s in sizes]
+    chosen += [replace(ours, size=s) for s in sizes]
+    if poolings:
+        # What each design step buys: global GeM of block5 on the canonical view, the grid
+        # without the colour layout, and the grid with the other poolings.
+        chosen.append(Method("canonical-gem5", sizes[0], True, "block5_conv3", "gem", 1, 0))
+        chosen.append(replace(ours, name="ours-nocolour", colour_weight=0.0))
+        chosen += [replace(ours, name=f"ours-{p}", pooling=p) for p in poolings]
     if bf16:
-        chosen.append(Method("ours", sizes[-1], True, "block4_conv3", "gem", 4, 1024, "bfloat16"))
+        chosen.append(replace(ours, size=sizes[-1], precision="bfloat16"))
     return chosen
 
 
@@ -98,6 +109,8 @@ def embed_all(method: Method, images: list[Image.Image], cache: Path) -> tuple[n
         layer=method.layer,
         grid=method.grid,
         projection_dim=method.projection,
+        colour_grid=method.colour_grid,
+        colour_weight=method.colour_weight,
     )
     embedder.warm_up()
     convert = prepare(method)
@@ -148,6 +161,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="224,160,128,96")
     parser.add_argument("--bf16", action="store_true", help="also bfloat16 at the last size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--poolings", default="", help="e.g. avg,max: compare at the first size")
     args = parser.parse_args()
     sample = load_sample(args.n, args.seed)
     header = (
@@ -155,7 +169,8 @@ def main() -> None:
         "| mixed r@1 | r@10 | punk NN same type | NN accessory Jaccard |"
     )
     rows = [header, "|" + "---|" * 12]
-    for method in methods([int(s) for s in args.sizes.split(",")], args.bf16):
+    poolings = [p for p in args.poolings.split(",") if p]
+    for method in methods([int(s) for s in args.sizes.split(",")], args.bf16, poolings):
         index, queries, rates = {}, {}, []
         for slug, (_ids, images, shots) in sample.items():
             cache = OUT / "cache" / f"{method.tag}-{slug}-n{args.n}-s{args.seed}"

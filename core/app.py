@@ -46,6 +46,8 @@ def make_embedder(settings: Settings) -> VGG16Embedder:
         layer=cfg.layer,
         grid=cfg.grid,
         projection_dim=cfg.projection_dim,
+        colour_grid=cfg.colour_grid,
+        colour_weight=cfg.colour_weight,
     )
 
 

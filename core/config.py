@@ -61,6 +61,8 @@ class EmbeddingSettings(_Frozen):
     pooling: Literal["avg", "max", "gem"] = "gem"
     grid: Annotated[int, Field(ge=1, le=8)] = 4
     projection_dim: Annotated[int, Field(ge=0, le=8192)] = 1024
+    colour_grid: Annotated[int, Field(ge=1, le=64)] = 16
+    colour_weight: Annotated[float, Field(ge=0, le=4)] = 0.5
     precision: Literal["float32", "bfloat16"] = "float32"
     batch_size: Annotated[int, Field(ge=1, le=512)] = 16
     decode_workers: Annotated[int, Field(ge=1, le=32)] = 2

@@ -54,6 +54,8 @@ class VGG16Embedder:
         layer: str = "block4_conv3",
         grid: int = 4,
         projection_dim: int = 1024,
+        colour_grid: int = 16,
+        colour_weight: float = 0.5,
     ) -> None:
         if input_size < 32:
             raise ModelError("VGG16 needs an input size of at least 32 pixels.")
@@ -64,6 +66,8 @@ class VGG16Embedder:
         self._layer = layer
         self._grid = grid
         self._projection_dim = projection_dim
+        self._colour_grid = colour_grid
+        self._colour_weight = colour_weight
         self._key = self._make_key(preprocess_tag)
         self._model: Any = None
         self._lock = threading.Lock()
@@ -74,7 +78,8 @@ class VGG16Embedder:
 
     @property
     def dim(self) -> int:
-        return self._projection_dim or 512 * self._grid * self._grid
+        shape = self._projection_dim or pooled_dim(self._grid)
+        return shape + (3 * self._colour_grid**2 if self._colour_weight else 0)
 
     @property
     def input_size(self) -> int:
@@ -150,6 +155,14 @@ class VGG16Embedder:
             projection.set_weights(
                 [projection_matrix(pooled_dim(self._grid), self._projection_dim)]
             )
+        if self._colour_weight:
+            if size % self._colour_grid:
+                raise ModelError(
+                    f"The colour grid ({self._colour_grid}) must divide the input size ({size})."
+                )
+            pooled = _with_colour(
+                keras, base.input, pooled, self._colour_grid, self._colour_weight
+            )
         model = keras.Model(base.input, pooled, name=f"vgg16_{self._layer}_{self._pooling}")
         log.info(
             "VGG16 ready: input %d, %s, %s pooling on a %d×%d grid, %d-d, %s",
@@ -180,6 +193,8 @@ class VGG16Embedder:
                 self._grid,
                 self._projection_dim,
                 PROJECTION_SEED,
+                self._colour_grid,
+                self._colour_weight,
                 self._precision,
                 preprocess_tag,
             )
@@ -202,6 +217,24 @@ def projection_matrix(rows: int, cols: int) -> np.ndarray:
     """The fixed Gaussian projection: scaled so inner products are kept in expectation."""
     rng = np.random.default_rng(PROJECTION_SEED)
     return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
+
+
+def _with_colour(keras: Any, image: Any, features: Any, grid: int, weight: float) -> Any:
+    """Append the image's colour layout (grid×grid cell means) to the features.
+
+    VGG16 features barely register absolute colour, yet colour is half of what tells NFTs
+    apart (a punk's skin tone, a bird's feathers): with it, screenshot recall@1 on punks went
+    from 0.92 to 0.97 (bench/retrieval.py). Each part is unit length before weighting, so
+    ``weight`` is the colour layout's share of the similarity.
+    """
+    ops = keras.ops
+    cells = keras.layers.AveragePooling2D(pool_size=int(image.shape[1]) // grid)(image)
+    colour = ops.reshape(cells, (-1, grid * grid * 3))
+    return ops.concatenate([_unit(ops, features), weight * _unit(ops, colour)], axis=-1)
+
+
+def _unit(ops: Any, x: Any) -> Any:
+    return x / ops.maximum(ops.sqrt(ops.sum(x * x, axis=-1, keepdims=True)), 1e-12)
 
 
 def _pool_grid(keras: Any, features: Any, pooling: Pooling, grid: int) -> Any:

@@ -81,7 +81,7 @@ def test_real_vectors_are_unit_length_and_repeatable(real: VGG16Embedder) -> Non
     images = token_images("cryptopunks", range(3))
     first, second = embed(real, images), embed(real, images)
 
-    assert first.shape == (3, 1024) and first.dtype == np.float32
+    assert first.shape == (3, 1024 + 16 * 16 * 3) and first.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(first, second, atol=1e-5)
 
@@ -95,10 +95,13 @@ def test_the_model_key_changes_with_anything_that_changes_the_vectors() -> None:
         VGG16Embedder("none", 64, grid=2),
         VGG16Embedder("none", 64, projection_dim=0),
         VGG16Embedder("imagenet", 64),
+        VGG16Embedder("none", 64, colour_weight=0.25),
+        VGG16Embedder("none", 64, colour_grid=8),
     ]
     assert len({base.key, *(v.key for v in variants)}) == len(variants) + 1
     assert VGG16Embedder("none", 64).key == base.key
-    assert VGG16Embedder("none", 64, projection_dim=0, grid=2).dim == 2048
+    assert VGG16Embedder("none", 64, projection_dim=0, grid=2, colour_weight=0).dim == 2048
+    assert VGG16Embedder("none", 64, colour_grid=8).dim == 1024 + 8 * 8 * 3
 
 
 def test_a_missing_weights_file_is_a_clear_model_error(tmp_path: Path) -> None:
@@ -113,3 +116,15 @@ def test_a_grid_finer_than_the_feature_map_is_refused() -> None:
 
     with pytest.raises(ModelError, match="grid does not fit"):
         embedder.warm_up()
+
+
+def test_the_colour_layout_tells_apart_images_the_same_but_for_colour() -> None:
+    embedder = VGG16Embedder("none", 64, colour_grid=4, colour_weight=1.0)
+    red = np.zeros((64, 64, 3), np.uint8)
+    red[16:48, 16:48] = (200, 40, 40)
+    blue = red[..., ::-1].copy()
+
+    with_colour = embedder.embed_batch(np.stack([red, blue]))
+    without = VGG16Embedder("none", 64, colour_weight=0).embed_batch(np.stack([red, blue]))
+
+    assert with_colour[0] @ with_colour[1] < without[0] @ without[1] - 0.05

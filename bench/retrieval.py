@@ -6,7 +6,7 @@ on the mixed index; for punks also how often the 10 nearest neighbours share the
 `type` and how much their accessories overlap (Jaccard). "plain" is VGG16 as the study used
 it: the image composited on white, resized, block5 average pooling.
 
-    python -m bench.retrieval --n 300 --sizes 224,160,128,96
+    python -m bench.retrieval --n 300 --sizes 96,128,160,224 --poolings avg,max --bf16
 
 Needs ../shared (data and weights); embeddings are cached under bench/out/cache.
 """
@@ -49,13 +49,13 @@ class Method:
 
     @property
     def tag(self) -> str:
-        colour = f"c{self.colour_grid}x{self.colour_weight:g}"
+        colour = f"c{self.colour_grid}x{self.colour_weight:g}" if self.colour_weight else "c0"
         return f"{self.name}-{self.size}-{self.precision}-{colour}"
 
 
 def methods(sizes: list[int], bf16: bool, poolings: list[str]) -> list[Method]:
     """plain first, then ours (the shipped default) at each size, then the ablations."""
-    ours = Method("ours", sizes[0], True, "block4_conv3", "gem", 4, 1024, 16, 0.5)
+    ours = Method("ours", sizes[0], True, "block4_conv3", "gem", 4, 1024, 8, 0.15)
     chosen = [Method("plain", 224, False, "block5_pool", "avg", 1, 0)]
     chosen += [replace(ours, size=s) for s in sizes]
     if poolings:
@@ -65,7 +65,7 @@ def methods(sizes: list[int], bf16: bool, poolings: list[str]) -> list[Method]:
         chosen.append(replace(ours, name="ours-nocolour", colour_weight=0.0))
         chosen += [replace(ours, name=f"ours-{p}", pooling=p) for p in poolings]
     if bf16:
-        chosen.append(replace(ours, size=sizes[-1], precision="bfloat16"))
+        chosen.append(replace(ours, precision="bfloat16"))
     return chosen
 
 
@@ -158,8 +158,8 @@ def punk_neighbours(ids: list[str], vectors: np.ndarray) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="tokens per collection")
-    parser.add_argument("--sizes", default="224,160,128,96")
-    parser.add_argument("--bf16", action="store_true", help="also bfloat16 at the last size")
+    parser.add_argument("--sizes", default="96,128,160,224")
+    parser.add_argument("--bf16", action="store_true", help="also bfloat16 at the first size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--poolings", default="", help="e.g. avg,max: compare at the first size")
     args = parser.parse_args()
@@ -173,9 +173,10 @@ def main() -> None:
     for method in methods([int(s) for s in args.sizes.split(",")], args.bf16, poolings):
         index, queries, rates = {}, {}, []
         for slug, (_ids, images, shots) in sample.items():
-            cache = OUT / "cache" / f"{method.tag}-{slug}-n{args.n}-s{args.seed}"
-            index[slug], rate = embed_all(method, images, cache.with_suffix(".index.npz"))
-            queries[slug], _ = embed_all(method, shots, cache.with_suffix(".query.npz"))
+            # Tags hold dots (colour weights), so the name is built whole, not by suffix.
+            stem = f"{method.tag}-{slug}-n{args.n}-s{args.seed}"
+            index[slug], rate = embed_all(method, images, OUT / "cache" / f"{stem}.index.npz")
+            queries[slug], _ = embed_all(method, shots, OUT / "cache" / f"{stem}.query.npz")
             rates.append(rate)
         cells = [recall(index[s], queries[s]) for s in sample]
         cells.append(

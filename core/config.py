@@ -54,15 +54,15 @@ class EmbeddingSettings(_Frozen):
     """The VGG16 feature extractor: weights, input size, pooling, batching."""
 
     weights: str = "imagenet"
-    input_size: Annotated[int, Field(ge=32, le=512)] = 224
+    input_size: Annotated[int, Field(ge=32, le=512)] = 96
     layer: Literal[
         "block3_conv3", "block3_pool", "block4_conv3", "block4_pool", "block5_conv3", "block5_pool"
     ] = "block4_conv3"
     pooling: Literal["avg", "max", "gem"] = "gem"
     grid: Annotated[int, Field(ge=1, le=8)] = 4
     projection_dim: Annotated[int, Field(ge=0, le=8192)] = 1024
-    colour_grid: Annotated[int, Field(ge=1, le=64)] = 16
-    colour_weight: Annotated[float, Field(ge=0, le=4)] = 0.5
+    colour_grid: Annotated[int, Field(ge=1, le=64)] = 8
+    colour_weight: Annotated[float, Field(ge=0, le=4)] = 0.15
     precision: Literal["float32", "bfloat16"] = "float32"
     batch_size: Annotated[int, Field(ge=1, le=512)] = 16
     decode_workers: Annotated[int, Field(ge=1, le=32)] = 2

@@ -15,7 +15,7 @@ from tests.datasets import ROOT, write_config
 def test_shipped_config_loads() -> None:
     settings = load_settings(ROOT / "config.yaml", env={})
 
-    assert settings.embedding.input_size == 224
+    assert settings.embedding.input_size == 96
     assert settings.embedding.pooling == "gem"
     assert settings.images.background_rgb == (128, 128, 128)
     assert settings.index.approximate_above == 50_000
@@ -36,7 +36,7 @@ def test_missing_sections_take_defaults(tmp_path: Path) -> None:
     settings = load_settings(config, env={})
 
     assert settings.embedding.batch_size == 3
-    assert settings.embedding.input_size == 224
+    assert settings.embedding.input_size == 96
     assert settings.fetch.ipfs_gateway == "https://ipfs.io"
 
 
@@ -145,7 +145,7 @@ def test_no_config_file_at_all_gives_defaults(
 
     settings = load_settings(env={})
 
-    assert settings.embedding.input_size == 224
+    assert settings.embedding.input_size == 96
     assert settings.data_dir == tmp_path / "data"
 
 
@@ -156,7 +156,7 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
         settings.embedding.input_size = 5  # type: ignore[misc]
     with pytest.raises(ValidationError):
         settings.data_dir = tmp_path  # type: ignore[misc]
-    assert settings.embedding.input_size == 224
+    assert settings.embedding.input_size == 96
 
 
 def test_secrets_come_from_env_and_stay_hidden() -> None:

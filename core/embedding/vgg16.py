@@ -47,15 +47,15 @@ class VGG16Embedder:
     def __init__(
         self,
         weights: str = "imagenet",
-        input_size: int = 224,
+        input_size: int = 96,
         pooling: Pooling = "gem",
         precision: Precision = "float32",
         preprocess_tag: str = PREPROCESS_VERSION,
         layer: str = "block4_conv3",
         grid: int = 4,
         projection_dim: int = 1024,
-        colour_grid: int = 16,
-        colour_weight: float = 0.5,
+        colour_grid: int = 8,
+        colour_weight: float = 0.15,
     ) -> None:
         if input_size < 32:
             raise ModelError("VGG16 needs an input size of at least 32 pixels.")
@@ -222,10 +222,11 @@ def projection_matrix(rows: int, cols: int) -> np.ndarray:
 def _with_colour(keras: Any, image: Any, features: Any, grid: int, weight: float) -> Any:
     """Append the image's colour layout (grid×grid cell means) to the features.
 
-    VGG16 features barely register absolute colour, yet colour is half of what tells NFTs
-    apart (a punk's skin tone, a bird's feathers): with it, screenshot recall@1 on punks went
-    from 0.92 to 0.97 (bench/retrieval.py). Each part is unit length before weighting, so
-    ``weight`` is the colour layout's share of the similarity.
+    VGG16 features barely register absolute colour, yet colour is much of what tells NFTs
+    apart (a punk's skin tone, a bird's feathers); most screenshot misses left were near-twin
+    punks of another skin tone. Each part is unit length before weighting; a small weight
+    fixes those misses, a large one makes neighbours share colour rather than accessories
+    (bench/retrieval.py).
     """
     ops = keras.ops
     cells = keras.layers.AveragePooling2D(pool_size=int(image.shape[1]) // grid)(image)

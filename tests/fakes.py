@@ -62,13 +62,11 @@ class Killed(Exception):
     """Stands in for the process being killed in the middle of a job."""
 
 
-class KillingEmbedder:
-    """Wraps an embedder and raises ``Killed`` once ``after_batches`` batches have succeeded."""
+class WrappingEmbedder:
+    """Base for test embedders that wrap a ``FakeEmbedder`` and add one behaviour."""
 
-    def __init__(self, inner: FakeEmbedder, after_batches: int) -> None:
+    def __init__(self, inner: FakeEmbedder) -> None:
         self.inner = inner
-        self.after_batches = after_batches
-        self.batches = 0
 
     @property
     def key(self) -> str:
@@ -84,6 +82,18 @@ class KillingEmbedder:
 
     def warm_up(self) -> None:
         self.inner.warm_up()
+
+    def embed_batch(self, images: np.ndarray) -> np.ndarray:
+        return self.inner.embed_batch(images)
+
+
+class KillingEmbedder(WrappingEmbedder):
+    """Wraps an embedder and raises ``Killed`` once ``after_batches`` batches have succeeded."""
+
+    def __init__(self, inner: FakeEmbedder, after_batches: int) -> None:
+        super().__init__(inner)
+        self.after_batches = after_batches
+        self.batches = 0
 
     def embed_batch(self, images: np.ndarray) -> np.ndarray:
         """Embed like the wrapped embedder until the budget of batches is spent, then die."""

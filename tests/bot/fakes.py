@@ -19,7 +19,7 @@ from core.imaging.decode import ImageLimits
 from core.ingest.service import ingest
 from core.search.indexing import build_index
 from tests.datasets import make_settings
-from tests.fakes import FakeEmbedder
+from tests.fakes import FakeEmbedder, WrappingEmbedder
 
 CRITTERS = "lens-critters"
 CRITTERS_CONTRACT = "0x" + "ab" * 20
@@ -31,7 +31,7 @@ MINTS = (
 )
 
 
-class WatchedEmbedder:
+class WatchedEmbedder(WrappingEmbedder):
     """Wraps ``FakeEmbedder``, counting how many ``embed_batch`` calls overlap.
 
     With ``gate`` set, each call waits for it, so a test can hold embeddings in flight while
@@ -39,27 +39,12 @@ class WatchedEmbedder:
     """
 
     def __init__(self, gate: threading.Event | None = None) -> None:
-        self.inner = FakeEmbedder()
+        super().__init__(FakeEmbedder())
         self.gate = gate
         self.active = 0
         self.max_active = 0
         self.calls = 0
         self._lock = threading.Condition()
-
-    @property
-    def key(self) -> str:
-        return self.inner.key
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    @property
-    def input_size(self) -> int:
-        return self.inner.input_size
-
-    def warm_up(self) -> None:
-        self.inner.warm_up()
 
     def embed_batch(self, images: np.ndarray) -> np.ndarray:
         with self._lock:

@@ -51,22 +51,27 @@ def throughput(images: int, size: int) -> list[str]:
     decoded = np.stack(
         [canonicalise(decode_image(p.read_bytes(), limits), size, background) for p in paths]
     )
-    # The baseline the issue names: Keras's own predict on already-decoded batches.
+    # The baseline the issue names: Keras's own predict on already-decoded batches. The two
+    # are measured in alternation, three rounds, and the medians compared, so that a burst of
+    # other work on the machine does not land on one side only.
     from core.embedding.vgg16 import preprocess
 
     model = embedder._ensure_model()
     model.predict(preprocess(decoded[:batch]), batch_size=batch, verbose=0)
-    started = time.perf_counter()
-    model.predict(preprocess(decoded), batch_size=batch, verbose=0)
-    bare = images / (time.perf_counter() - started)
 
     def load(path: Path) -> np.ndarray:
         return canonicalise(decode_image(path.read_bytes(), limits), size, background)
 
-    started = time.perf_counter()
-    for _ in embed_stream(embedder, paths, load, batch, settings.embedding.decode_workers):
-        pass
-    piped = images / (time.perf_counter() - started)
+    bare_rates, piped_rates = [], []
+    for _ in range(3):
+        started = time.perf_counter()
+        model.predict(preprocess(decoded), batch_size=batch, verbose=0)
+        bare_rates.append(images / (time.perf_counter() - started))
+        started = time.perf_counter()
+        for _ in embed_stream(embedder, paths, load, batch, settings.embedding.decode_workers):
+            pass
+        piped_rates.append(images / (time.perf_counter() - started))
+    bare, piped = statistics.median(bare_rates), statistics.median(piped_rates)
     return [
         f"| embedding, model.predict on decoded batches | {size} | {bare:.2f} img/s | |",
         f"| embedding, full pipeline from PNG files | {size} | {piped:.2f} img/s "
@@ -75,10 +80,20 @@ def throughput(images: int, size: int) -> list[str]:
 
 
 def search_latency(dim: int, count: int = 100_000, queries: int = 200) -> list[str]:
+    """Clustered synthetic vectors (NFT collections are families of look-alikes, not uniform
+    noise): 2,000 centres, each point a centre plus its own offset."""
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((count, dim)).astype(np.float32)
+    centres = rng.standard_normal((2_000, dim)).astype(np.float32)
+    members = centres[rng.integers(0, len(centres), count)]
+    vectors = members + 0.6 * rng.standard_normal((count, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     keys = np.arange(count, dtype=np.int64)
+    picks = rng.choice(count, queries, replace=False)
+    probes = vectors[picks] + 0.3 * rng.standard_normal((queries, dim)).astype(
+        np.float32
+    ) / np.sqrt(dim)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    truth = np.argsort(-(probes @ vectors.T), axis=1)[:, :10]
     rows = []
     for name, settings in (
         ("exact", IndexSettings(approximate_above=count)),
@@ -87,19 +102,16 @@ def search_latency(dim: int, count: int = 100_000, queries: int = 200) -> list[s
         started = time.perf_counter()
         index = VectorIndex.build(keys, vectors, settings)
         built = time.perf_counter() - started
-        picks = rng.choice(count, queries, replace=False)
-        noisy = vectors[picks] + 0.05 * rng.standard_normal((queries, dim)).astype(np.float32)
-        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-        times, hits = [], 0
-        for q, pick in zip(noisy, picks, strict=True):
+        times, overlap = [], 0.0
+        for probe, best in zip(probes, truth, strict=True):
             t = time.perf_counter()
-            _, found = index.search(q[None], 10)
+            _, found = index.search(probe[None], 10)
             times.append((time.perf_counter() - t) * 1000)
-            hits += int(found[0, 0] == pick)
+            overlap += len(set(found[0].tolist()) & set(best.tolist())) / 10
         rows.append(
             f"| search, {name}, {count:,} × {dim}-d, k=10 | 1 query | "
             f"median {statistics.median(times):.2f} ms, p95 {np.percentile(times, 95):.2f} ms "
-            f"| top-1 recall {hits / queries:.3f}; built in {built:.1f} s |"
+            f"| recall@10 vs exact {overlap / queries:.3f}; built in {built:.1f} s |"
         )
     return rows
 

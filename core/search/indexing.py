@@ -93,10 +93,28 @@ def build_index(
             failed += len(batch.failed)
             bar.update(len(batch.items) + len(batch.failed))
     elapsed = time.perf_counter() - started
+    path = index_path(settings.data_dir, embedder.key)
     keys, vectors = store.embeddings(embedder.key)
+    if embedded == 0:
+        current = _current_index(path, len(keys), settings)
+        if current is not None:
+            # Nothing new: an HNSW rebuild of a large index takes tens of seconds for nothing.
+            return IndexReport(0, failed, len(current), current.kind, elapsed)
     index = VectorIndex.build(keys, vectors, settings.index)
-    index.save(index_path(settings.data_dir, embedder.key))
+    index.save(path)
     return IndexReport(embedded, failed, len(index), index.kind, elapsed)
+
+
+def _current_index(path: Path, stored: int, settings: Settings) -> VectorIndex | None:
+    """The index file, if it already holds every stored vector in the configured kind."""
+    if not path.is_file():
+        return None
+    try:
+        index = VectorIndex.load(path, settings.index.hnsw_ef_search)
+    except RuntimeError:
+        return None  # damaged: rebuild it
+    kind = "hnsw" if stored > settings.index.approximate_above else "exact"
+    return index if len(index) == stored and index.kind == kind else None
 
 
 class IndexCache:

@@ -89,6 +89,27 @@ def test_second_run_embeds_nothing(store: Store, settings: Settings) -> None:
     assert len(VectorIndex.load(index_file(settings))) == TOKENS
 
 
+def test_second_run_leaves_a_complete_index_file_alone(store: Store, settings: Settings) -> None:
+    build_index(store, FakeEmbedder(), settings, progress=False)
+    before = index_file(settings).stat().st_mtime_ns
+
+    build_index(store, FakeEmbedder(), settings, progress=False)
+
+    assert index_file(settings).stat().st_mtime_ns == before
+
+
+def test_a_damaged_index_file_is_rebuilt_even_with_nothing_to_embed(
+    store: Store, settings: Settings
+) -> None:
+    build_index(store, FakeEmbedder(), settings, progress=False)
+    index_file(settings).write_bytes(b"not a faiss index")
+
+    report = build_index(store, FakeEmbedder(), settings, progress=False)
+
+    assert report.indexed == TOKENS
+    assert len(VectorIndex.load(index_file(settings))) == TOKENS
+
+
 def test_rerun_after_a_kill_redoes_at_most_one_batch(store: Store, settings: Settings) -> None:
     killer = KillingEmbedder(FakeEmbedder(), after_batches=2)
 

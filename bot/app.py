@@ -1,4 +1,11 @@
-"""``python -m bot``: one engine, the front ends with tokens and the scheduler, in one loop."""
+"""``python -m bot``: the engine, the front ends with tokens, the posters and the scheduler,
+all in one event loop.
+
+The engine comes from the composition root (``core.app``); this module adds what only the bot
+process has: the chat front ends, a ``PostRouter`` that each running front end registers its
+poster with (plus the console poster, which writes files), and the ``JobScheduler`` that runs
+the engine's declared jobs and posts their failures to ``jobs.alerts``.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +16,17 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC
+from pathlib import Path
 from typing import TextIO
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.access import Admins
 from bot.commands import LensCommands
 from bot.console import Console, read_lines
+from bot.console_poster import ConsolePoster
 from core.app import Engine, open_engine
 from core.config import Secrets, Settings
-from core.embedding.embedder import Embedder
+from core.jobs import Alerter, JobRunner, JobScheduler
+from core.posting import ChatTarget, PostRouter
 
 log = logging.getLogger(__name__)
 
@@ -27,26 +34,6 @@ NO_FRONT_END = (
     "No chat front end to start: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN "
     "(see README, 'Running the bot'), or try the commands locally with `python -m bot console`."
 )
-
-
-@asynccontextmanager
-async def open_lens(
-    settings: Settings, embedder: Embedder | None = None
-) -> AsyncIterator[LensCommands]:
-    """The engine (with its HTTP session) and the bot's commands over it; closed on exit."""
-    async with open_engine(settings, embedder) as engine, lens_over(engine) as lens:
-        yield lens
-
-
-@asynccontextmanager
-async def lens_over(engine: Engine) -> AsyncIterator[LensCommands]:
-    """The bot's commands over an engine that is already open."""
-    yield LensCommands(engine)
-
-
-def make_scheduler() -> AsyncIOScheduler:
-    """The process's one scheduler; it runs on the bot's loop (later features add jobs)."""
-    return AsyncIOScheduler(timezone=UTC)
 
 
 def front_end_names(secrets: Secrets) -> list[str]:
@@ -59,33 +46,64 @@ def front_end_names(secrets: Secrets) -> list[str]:
     return names
 
 
-async def run_front_ends(lens: LensCommands, secrets: Secrets, stop: asyncio.Event) -> None:
-    """Start the scheduler and every front end with a token; stop them all once ``stop`` is set.
+def console_dir(settings: Settings) -> Path:
+    """Where the console writes pictures and console-target posts."""
+    return settings.bot.console_dir or settings.data_dir / "console"
 
-    Front ends start in order and stop in reverse; one that fails to start stops the others.
+
+def make_scheduler(engine: Engine, router: PostRouter) -> JobScheduler:
+    """The engine's jobs on one scheduler, failures posted to the configured alert chats."""
+    settings = engine.settings.jobs
+    alerter = Alerter(router, [ChatTarget.parse(target) for target in settings.alerts])
+    runner = JobRunner(engine.storage.jobs, engine.clock, alerter)
+    return JobScheduler(
+        engine.jobs,
+        runner,
+        engine.storage.jobs,
+        misfire_grace_s=settings.misfire_grace_s,
+        clock=engine.clock,
+    )
+
+
+async def run_bot(
+    lens: LensCommands,
+    secrets: Secrets,
+    stop: asyncio.Event,
+    *,
+    router: PostRouter | None = None,
+    scheduler: JobScheduler | None = None,
+) -> None:
+    """Start every front end with a token, their posters and the scheduler; stop them all
+    (in reverse order) once ``stop`` is set. A front end that fails to start stops the rest.
     """
+    engine = lens.engine
     settings = lens.settings.bot
     admins = Admins(settings.admins)
-    scheduler = make_scheduler()
+    router = router or PostRouter()
+    router.register(ConsolePoster(console_dir(lens.settings)))
     async with AsyncExitStack() as stack:
-        scheduler.start()
-        stack.callback(scheduler.shutdown, wait=False)
         # Each platform's library is imported only when its front end actually runs.
         if secrets.telegram_bot_token is not None:
-            from bot.telegram_bot import running_telegram
+            from bot.telegram_bot import TelegramPoster, running_telegram
 
             token = secrets.telegram_bot_token.get_secret_value()
-            await stack.enter_async_context(
+            application = await stack.enter_async_context(
                 running_telegram(token, settings.telegram, lens, admins)
             )
+            router.register(TelegramPoster(application.bot))
+            stack.callback(router.unregister, "telegram")
         if secrets.discord_bot_token is not None:
-            from bot.discord_bot import running_discord
+            from bot.discord_bot import DiscordPoster, running_discord
 
             token = secrets.discord_bot_token.get_secret_value()
             # If the gateway connection ends for good, the process ends rather than idles.
-            await stack.enter_async_context(
+            client = await stack.enter_async_context(
                 running_discord(token, settings.discord, lens, admins, on_lost=stop.set)
             )
+            router.register(DiscordPoster(client))
+            stack.callback(router.unregister, "discord")
+        # Jobs start last, once whatever they may post through is up, and stop first.
+        await stack.enter_async_context(scheduler or make_scheduler(engine, router))
         log.info("bot: running; Ctrl-C or SIGTERM stops it")
         await stop.wait()
         log.info("bot: stopping")
@@ -98,22 +116,30 @@ async def serve(settings: Settings, secrets: Secrets, out: TextIO | None = None)
         return 2
     stop = asyncio.Event()
     with _stop_on_signals(stop):
-        async with open_lens(settings) as lens:
-            # Build the model (and load or download its weights) before taking requests:
-            # a missing weights file fails here, once, not on every user's first query.
+        async with open_engine(settings) as engine:
+            # Build the model (and load or download its weights) and start the image
+            # workers before taking requests: a missing weights file fails here, once.
             log.info("bot: loading the embedding model")
-            await asyncio.to_thread(lens.engine.embedder.warm_up)
-            await run_front_ends(lens, secrets, stop)
+            await asyncio.to_thread(engine.embedder.warm_up)
+            await asyncio.to_thread(engine.decoder.warm_up)
+            await run_bot(LensCommands(engine), secrets, stop)
     return 0
+
+
+@asynccontextmanager
+async def open_console(settings: Settings) -> AsyncIterator[LensCommands]:
+    async with open_engine(settings) as engine:
+        yield LensCommands(engine)
 
 
 async def console(
     settings: Settings, stdin: TextIO | None = None, out: TextIO | None = None
 ) -> int:
     """The commands in a terminal chat loop."""
-    out_dir = settings.bot.console_dir or settings.data_dir / "console"
-    async with open_lens(settings) as lens:
-        await Console(lens, out_dir, out or sys.stdout).run(read_lines(stdin or sys.stdin))
+    async with open_console(settings) as lens:
+        await Console(lens, console_dir(settings), out or sys.stdout).run(
+            read_lines(stdin or sys.stdin)
+        )
     return 0
 
 

@@ -11,37 +11,25 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import TypeVar
-
-from PIL import Image
 
 from bot.failures import RateLimited
 from bot.ratelimit import PendingGate, RateLimiter
-from bot.references import ContractRef, Reference, TokenRef, is_url, parse_reference
 from core.app import Engine
-from core.errors import IndexNotReady, LensError, QueryError, UnknownToken
-from core.imaging.decode import ImageLimits, decode_image, too_large
-from core.models import Collection, Sale, SimilarResult
+from core.errors import QueryError
+from core.imaging.decode import too_large
+from core.models import Collection, Picture, Sale, SimilarResult
+from core.queries import TokenSubject, parse_reference
 from core.render.chart import render_price_chart
 from core.render.collage import render_collage
-from core.valuation import SalesValue, SalesValuer
+from core.status.report import JobStatus, gather_status
+from core.valuation import SalesValue
 
 log = logging.getLogger(__name__)
 
 # Chat answers stay readable and the collage stays small enough to send anywhere.
 MAX_K = 20
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Picture:
-    """A rendered PNG and how to name and describe it."""
-
-    data: bytes
-    filename: str
-    description: str
 
 
 @dataclass(frozen=True)
@@ -89,6 +77,7 @@ class StatusAnswer:
     rate_limited: int
     pending: int
     capacity: int
+    jobs: tuple[JobStatus, ...] = ()
 
 
 class LensCommands:
@@ -99,14 +88,11 @@ class LensCommands:
         engine: Engine,
         *,
         clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] | None = None,
     ) -> None:
         settings = engine.settings
         self.engine = engine
         self.settings = settings
-        self._store = engine.store
-        self._valuer = SalesValuer(engine.store, settings.valuation, now)
-        self._limits = ImageLimits(settings.images.max_bytes, settings.images.max_pixels)
+        self._catalog = engine.storage.catalog
         self.rate_limiter = RateLimiter(
             settings.bot.user_rate_limit, settings.bot.chat_rate_limit, clock
         )
@@ -155,10 +141,11 @@ class LensCommands:
         """Look-alikes of an uploaded picture."""
         with self.gate.enter():
             if collection:
-                await self._blocking(self._store.collection, collection)
-            result = await self.engine.similar.similar_image(data, label, _k(k), collection)
-            query_image = await self._render(decode_image, data, self._limits)
-            return await self._similar_answer(result, label, query_image, collection)
+                await self._blocking(self._catalog.collection, collection)
+            result = await self.engine.similar.similar_image(
+                data, label, _k(k), collection, preview=True
+            )
+            return await self._similar_answer(result, label, collection)
 
     async def similar_text(
         self,
@@ -168,7 +155,7 @@ class LensCommands:
         *,
         allow_files: bool = False,
     ) -> SimilarAnswer:
-        """Look-alikes of an image URL or a token reference (or, locally, an image file)."""
+        """Look-alikes of a token, a marketplace item URL, an image URL (or, locally, a file)."""
         text = text.strip()
         if not text:
             raise QueryError(
@@ -177,45 +164,26 @@ class LensCommands:
             )
         with self.gate.enter():
             if collection:
-                await self._blocking(self._store.collection, collection)
-            # Marketplace token pages are URLs too; they name a token, not an image.
-            reference = parse_reference(text)
+                await self._blocking(self._catalog.collection, collection)
+            subject = await self.engine.queries.resolve(text, allow_files=allow_files)
             similar = self.engine.similar
-            if reference is not None:
-                token = await self._blocking(self._resolve, reference)
-                query_image = await self._render(self._token_image, token)
-                result = await similar.similar_token(
-                    token.collection, token.token_id, _k(k), collection
-                )
+            if isinstance(subject, TokenSubject):
+                token = subject.token
                 label = f"{token.collection} #{token.token_id}"
-                return await self._similar_answer(result, label, query_image, collection)
-            if is_url(text) and self.engine.fetcher is not None:
-                # Fetched here rather than inside the engine so the collage can show it.
-                data = await self.engine.fetcher.fetch(text)
-                query_image = await self._render(decode_image, data, self._limits)
-                result = await similar.similar_image(data, text, _k(k), collection)
-                return await self._similar_answer(result, text, query_image, collection)
-            if not allow_files:
-                raise QueryError(
-                    f"'{_clip(text)}' is not an image URL or a token like 'cryptopunks 7804'."
+                result = await similar.similar_token(token, label, _k(k), collection, preview=True)
+            else:
+                label = subject.label
+                result = await similar.similar_image(
+                    subject.data, label, _k(k), collection, preview=True
                 )
-            path = Path(text).expanduser()
-            query_image = None
-            if path.is_file():
-                data = path.read_bytes()
-                query_image = await self._render(decode_image, data, self._limits)
-            result = await similar.similar(text, _k(k), collection)
-            return await self._similar_answer(result, text, query_image, collection)
+            return await self._similar_answer(result, label, collection)
 
     async def _similar_answer(
-        self,
-        result: SimilarResult,
-        label: str,
-        query_image: Image.Image | None,
-        collection: str | None,
+        self, result: SimilarResult, label: str, collection: str | None
     ) -> SimilarAnswer:
-        collage = await self._render(render_collage, query_image, result.matches, self._limits)
-        collections = await self._blocking(self._store.collections)
+        previews = await self.engine.similar.previews([match.image for match in result.matches])
+        collage = await self._render(render_collage, result.preview, result.matches, previews)
+        collections = await self._blocking(self._catalog.collections)
         return SimilarAnswer(
             result=result,
             label=label,
@@ -234,9 +202,11 @@ class LensCommands:
                 "Tell me which token: '/value cryptopunks 7804' or a marketplace link to it."
             )
         with self.gate.enter():
-            token = await self._blocking(self._resolve, reference)
-            value = await self._blocking(self._valuer.value, token.collection, token.token_id)
-            collection = await self._blocking(self._store.collection, token.collection)
+            token = await self._blocking(self.engine.queries.token, reference)
+            value = await self._blocking(
+                self.engine.valuation.value, token.collection, token.token_id
+            )
+            collection = await self._blocking(self._catalog.collection, token.collection)
             chart = await self._render(
                 render_price_chart,
                 value.history,
@@ -253,73 +223,38 @@ class LensCommands:
         return await self._blocking(self._collections)
 
     def _collections(self) -> CollectionsAnswer:
-        counts = self._store.counts()
-        rows = []
-        for collection in self._store.collections():
-            count = counts.get(collection.slug, {})
-            rows.append(
-                CollectionRow(
-                    collection,
-                    count.get("tokens", 0),
-                    count.get("sales", 0),
-                    self._store.latest_sale(collection.slug),
-                )
+        storage = self.engine.storage
+        tokens = storage.catalog.token_counts()
+        sales = storage.sales.counts()
+        rows = [
+            CollectionRow(
+                collection,
+                tokens.get(collection.slug, 0),
+                sales.get(collection.slug, 0),
+                storage.sales.latest(collection.slug),
             )
+            for collection in storage.catalog.collections()
+        ]
         return CollectionsAnswer(tuple(rows))
 
     async def status(self) -> StatusAnswer:
-        def indexed() -> int | None:
-            try:
-                return len(self.engine.indexes.get())
-            except IndexNotReady:
-                return None
-
-        size = await self._blocking(indexed)
-        collections = await self._blocking(self._store.collections)
+        engine = self.engine
+        report = await self._blocking(
+            gather_status, engine.storage, engine.embedder.key, engine.indexes, engine.jobs
+        )
         return StatusAnswer(
             uptime_s=self._clock() - self._started,
-            indexed=size,
-            collections=len(collections),
+            indexed=report.indexed,
+            collections=len(report.collections),
             answered=self.answered,
             failed=self.failed,
             rate_limited=self.rate_limited,
             pending=self.gate.pending,
             capacity=self.gate.capacity,
+            jobs=report.jobs,
         )
 
     # Helpers -----------------------------------------------------------------------------
-
-    def _resolve(self, reference: Reference) -> TokenRef:
-        """The tracked collection and token a reference names; raises when there is none."""
-        if isinstance(reference, TokenRef):
-            self._store.token(reference.collection, reference.token_id)
-            return reference
-        collections = self._store.collections()
-        if isinstance(reference, ContractRef):
-            for collection in collections:
-                if (collection.contract or "").lower() == reference.contract and (
-                    reference.chain is None or collection.chain == reference.chain
-                ):
-                    self._store.token(collection.slug, reference.token_id)
-                    return TokenRef(collection.slug, reference.token_id)
-            raise QueryError("That token's contract is not one of the tracked collections.")
-        for collection in collections:
-            if collection.chain != "solana" and collection.marketplace != "magiceden":
-                continue
-            try:
-                self._store.token(collection.slug, reference.mint)
-            except UnknownToken:
-                continue
-            return TokenRef(collection.slug, reference.mint)
-        raise UnknownToken("That token is not in any tracked collection.")
-
-    def _token_image(self, token: TokenRef) -> Image.Image | None:
-        stored = self._store.token(token.collection, token.token_id)
-        try:
-            data = (self.settings.data_dir / stored.image_path).read_bytes()
-            return decode_image(data, self._limits)
-        except (OSError, LensError):
-            return None
 
     async def _blocking(self, func: Callable[..., R], *args: object) -> R:
         # SQL and file reads stay off the event loop; they are short, so no extra bound.

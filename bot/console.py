@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TextIO
 
 from bot import render
-from bot.commands import MAX_K, LensCommands, Picture
+from bot.commands import MAX_K, LensCommands
 from bot.failures import describe_failure
-from bot.references import parse_options
+from bot.options import parse_options
+from core.models import Picture
 
 log = logging.getLogger(__name__)
 

@@ -198,20 +198,27 @@ def collections_text(answer: CollectionsAnswer, markup: Markup) -> str:
 
 def status_text(answer: StatusAnswer, markup: Markup) -> str:
     index = f"{answer.indexed:,} vectors" if answer.indexed is not None else "not built"
-    return "\n".join(
-        [
-            markup.bold("NFT Lens status"),
-            markup.escape(
-                f"Up {_duration(answer.uptime_s)}; index: {index}; "
-                f"{answer.collections} collection(s)."
-            ),
-            markup.escape(
-                f"Answered {answer.answered}, failed {answer.failed}, "
-                f"rate-limited {answer.rate_limited}; waiting now {answer.pending} "
-                f"of {answer.capacity}."
-            ),
-        ]
-    )
+    lines = [
+        markup.bold("NFT Lens status"),
+        markup.escape(
+            f"Up {_duration(answer.uptime_s)}; index: {index}; {answer.collections} collection(s)."
+        ),
+        markup.escape(
+            f"Answered {answer.answered}, failed {answer.failed}, "
+            f"rate-limited {answer.rate_limited}; waiting now {answer.pending} "
+            f"of {answer.capacity}."
+        ),
+    ]
+    for job in answer.jobs:
+        run = job.last_run
+        if run is None:
+            last = "never run"
+        else:
+            detail = run.error if run.status == "failed" else run.summary
+            last = f"{run.status} {_day_time(run.started_at)}" + (f" ({detail})" if detail else "")
+        nxt = f"; next {_day_time(job.next_run)}" if job.next_run else ""
+        lines.append(markup.escape(f"Job {job.name}: {last}{nxt}"))
+    return "\n".join(lines)
 
 
 def token_url(
@@ -244,6 +251,10 @@ def _price(price: float, currency: str) -> str:
 
 def _day(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d}"
+
+
+def _day_time(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 def _duration(seconds: float) -> str:

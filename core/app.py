@@ -1,11 +1,18 @@
-"""The composition root: builds the engine's services once, for the CLI and both bots."""
+"""The composition root: every engine service built once, for the CLI and the bot alike.
+
+Nothing in a feature package imports this module; it imports them, wires them, and hands the
+``Engine`` to ``core/cli.py`` and to ``bot/app.py``. ``open_engine`` is for callers inside an
+event loop (it also opens the HTTP session for URL queries); ``open_engine_blocking`` is for
+long blocking commands (``ingest``, ``index``) that need no network.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from yarl import URL
 
@@ -13,9 +20,19 @@ from core.config import Settings
 from core.embedding.embedder import Embedder
 from core.embedding.vgg16 import VGG16Embedder
 from core.imaging.fetch import FetchLimits, HttpImageFetcher, ImageFetcher
-from core.search.indexing import IndexCache, index_path
+from core.imaging.workers import DecoderPool, ImageDecoder, WorkerLimits
+from core.ingest.service import Ingester
+from core.jobs import Job
+from core.jobs.housekeeping import housekeeping_job
+from core.queries import QueryResolver
+from core.search.indexing import IndexCache, Indexer
+from core.search.jobs import index_job
 from core.search.similar import SimilarService
-from core.storage import Store
+from core.storage import Storage
+from core.storage.images import ImageStore
+from core.valuation import SalesValuer
+
+Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -23,16 +40,19 @@ class Engine:
     """Every core service, built once and shared."""
 
     settings: Settings
-    store: Store
+    storage: Storage
+    images: ImageStore
+    decoder: ImageDecoder
     embedder: Embedder
-    indexes: IndexCache
-    similar: SimilarService
     fetcher: ImageFetcher | None
-
-
-def open_store(settings: Settings) -> Store:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Store.open(settings.db_url)
+    queries: QueryResolver
+    indexes: IndexCache
+    indexer: Indexer
+    similar: SimilarService
+    ingester: Ingester
+    valuation: SalesValuer
+    jobs: tuple[Job, ...]
+    clock: Clock
 
 
 def make_embedder(settings: Settings) -> VGG16Embedder:
@@ -51,44 +71,161 @@ def make_embedder(settings: Settings) -> VGG16Embedder:
     )
 
 
+def make_decoder(settings: Settings) -> DecoderPool:
+    """The pool of image-decoding worker processes (started on first use)."""
+    images = settings.images
+    return DecoderPool(
+        WorkerLimits(
+            workers=images.workers,
+            memory_bytes=images.worker_memory_mb << 20,
+            cpu_s=images.decode_cpu_s,
+            timeout_s=images.decode_timeout_s,
+        )
+    )
+
+
 def fetch_limits(settings: Settings) -> FetchLimits:
     """Fetch caps; the configured IPFS gateway is trusted even on a private address (a
-    local IPFS node or a mirror the operator chose), every other host is checked."""
+    local IPFS node or a mirror the operator chose), but only for its ``/ipfs/`` paths."""
     gateway = URL(settings.fetch.ipfs_gateway)
-    trusted = frozenset({f"{gateway.host}:{gateway.port}"} if gateway.host else ())
+    roots: tuple[str, ...] = ()
+    if gateway.scheme in ("http", "https") and gateway.host:
+        base = gateway.with_user(None).with_query(None).with_fragment(None)
+        roots = (f"{str(base).rstrip('/')}/ipfs/",)
     return FetchLimits(
         max_bytes=min(settings.fetch.max_bytes, settings.images.max_bytes),
         timeout_s=settings.fetch.timeout_s,
         ipfs_gateway=settings.fetch.ipfs_gateway,
-        allow_hosts=trusted,
+        trusted_roots=roots,
     )
 
 
 def build_engine(
     settings: Settings,
-    store: Store,
+    storage: Storage,
+    decoder: ImageDecoder,
     fetcher: ImageFetcher | None,
+    *,
     embedder: Embedder | None = None,
+    clock: Clock | None = None,
 ) -> Engine:
-    """Wire the services; nothing here touches the network or loads the model."""
+    """Wire the services; nothing here touches the network, a file or the model."""
+    clock = clock or (lambda: datetime.now(UTC))
     embedder = embedder or make_embedder(settings)
-    indexes = IndexCache(
-        index_path(settings.data_dir, embedder.key), settings.index.hnsw_ef_search
+    images = ImageStore(settings.data_dir)
+    catalog = storage.catalog
+    queries = QueryResolver(
+        catalog, fetcher, min(settings.images.max_bytes, settings.fetch.max_bytes)
     )
+    indexer = Indexer(
+        catalog=catalog,
+        vectors=storage.vectors,
+        images=images,
+        decoder=decoder,
+        embedder=embedder,
+        settings=settings,
+    )
+    indexes = IndexCache(indexer.path, settings.index.hnsw_ef_search)
+    # How many embeddings (and index searches) run at once; the rest wait their turn.
     heavy = asyncio.Semaphore(settings.embedding.max_concurrent)
-    similar = SimilarService(store, embedder, indexes, fetcher, settings, heavy)
-    return Engine(settings, store, embedder, indexes, similar, fetcher)
+    similar = SimilarService(
+        catalog=catalog,
+        sales=storage.sales,
+        images=images,
+        decoder=decoder,
+        embedder=embedder,
+        indexes=indexes,
+        queries=queries,
+        settings=settings,
+        heavy=heavy,
+    )
+    ingester = Ingester(
+        catalog=catalog,
+        sales=storage.sales,
+        images=images,
+        decoder=decoder,
+        settings=settings,
+        clock=clock,
+    )
+    valuation = SalesValuer(catalog, storage.sales, settings.valuation, clock)
+    jobs = (
+        index_job(indexer, settings.jobs.index),
+        housekeeping_job(settings.data_dir, settings.jobs.housekeeping),
+    )
+    return Engine(
+        settings=settings,
+        storage=storage,
+        images=images,
+        decoder=decoder,
+        embedder=embedder,
+        fetcher=fetcher,
+        queries=queries,
+        indexes=indexes,
+        indexer=indexer,
+        similar=similar,
+        ingester=ingester,
+        valuation=valuation,
+        jobs=jobs,
+        clock=clock,
+    )
+
+
+@contextmanager
+def _resources(
+    settings: Settings, decoder: ImageDecoder | None
+) -> Iterator[tuple[Storage, ImageDecoder]]:
+    """The database (migrated to the newest schema) and the decoding workers."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        storage = Storage.open(settings.db_url)
+        stack.callback(storage.close)
+        if decoder is None:
+            pool = make_decoder(settings)
+            stack.callback(pool.close)
+            decoder = pool
+        yield storage, decoder
+
+
+@contextmanager
+def open_engine_blocking(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    decoder: ImageDecoder | None = None,
+    clock: Clock | None = None,
+) -> Iterator[Engine]:
+    """The engine without an HTTP session, for blocking commands; closed on exit."""
+    with _resources(settings, decoder) as (storage, pool):
+        yield build_engine(settings, storage, pool, None, embedder=embedder, clock=clock)
 
 
 @asynccontextmanager
 async def open_engine(
-    settings: Settings, embedder: Embedder | None = None
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    decoder: ImageDecoder | None = None,
+    fetcher: ImageFetcher | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[Engine]:
     """The engine with its HTTP session; everything opened here is closed on exit."""
-    store = open_store(settings)
-    limits = fetch_limits(settings)
+    stack = ExitStack()
     try:
+        # Opening the database runs any pending migration, and closing the workers waits for
+        # them: blocking work, kept off the event loop.
+        storage, pool = await asyncio.to_thread(stack.enter_context, _resources(settings, decoder))
+        if fetcher is not None:
+            yield build_engine(settings, storage, pool, fetcher, embedder=embedder, clock=clock)
+            return
+        limits = fetch_limits(settings)
         async with HttpImageFetcher.session(limits) as session:
-            yield build_engine(settings, store, HttpImageFetcher(session, limits), embedder)
+            yield build_engine(
+                settings,
+                storage,
+                pool,
+                HttpImageFetcher(session, limits),
+                embedder=embedder,
+                clock=clock,
+            )
     finally:
-        store.close()
+        await asyncio.to_thread(stack.close)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -19,6 +20,7 @@ from pydantic import (
 )
 
 from core.errors import ConfigError
+from core.posting import ChatTarget
 
 DEFAULT_CONFIG = Path("config.yaml")
 
@@ -30,11 +32,16 @@ class _Frozen(BaseModel):
 
 
 class ImageSettings(_Frozen):
-    """Decoding caps and the colour that replaces transparent and flat backgrounds."""
+    """Decoding caps, the decoding workers' limits, and the colour behind transparent art."""
 
     background: str = "#808080"
     max_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
     max_pixels: Annotated[int, Field(gt=0)] = 40_000_000
+    # Untrusted images are decoded in this many worker processes, each task within these caps.
+    workers: Annotated[int, Field(ge=1, le=64)] = 2
+    worker_memory_mb: Annotated[int, Field(ge=256, le=65_536)] = 1024
+    decode_cpu_s: Annotated[float, Field(gt=0, le=600)] = 4.0
+    decode_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
 
     @field_validator("background")
     @classmethod
@@ -97,6 +104,58 @@ class ValuationSettings(_Frozen):
 
     window_days: Annotated[int, Field(ge=1, le=3650)] = 30
     chart_days: Annotated[int, Field(ge=1, le=36500)] = 180
+
+
+class JobTrigger(_Frozen):
+    """When a scheduled job runs: every N minutes or on a cron line, give or take a jitter."""
+
+    enabled: bool = True
+    every_minutes: Annotated[float, Field(gt=0, le=60 * 24 * 31)] | None = None
+    # Five crontab fields in UTC: minute hour day-of-month month day-of-week.
+    cron: str | None = None
+    # Each start moves by up to this many seconds, so many bots do not hit an API at once.
+    jitter_s: Annotated[int, Field(ge=0, le=3600)] = 60
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> JobTrigger:
+        if (self.every_minutes is None) == (self.cron is None):
+            raise ValueError("give exactly one of every_minutes and cron")
+        if self.cron is not None:
+            try:
+                CronTrigger.from_crontab(self.cron)
+            except ValueError as exc:
+                raise ValueError(f"cron '{self.cron}' is not a valid crontab line") from exc
+        return self
+
+    def describe(self) -> str:
+        """The schedule in words, e.g. 'every 15 min' or 'cron 17 4 * * *'."""
+        if self.every_minutes is not None:
+            return f"every {self.every_minutes:g} min"
+        return f"cron {self.cron}"
+
+
+class JobsSettings(_Frozen):
+    """The scheduled jobs the bot process runs, and where their failures are reported."""
+
+    # Embed new tokens and refresh the similarity index.
+    index: JobTrigger = JobTrigger(every_minutes=15)
+    # Remove temporary files that killed processes left behind.
+    housekeeping: JobTrigger = JobTrigger(cron="17 4 * * *", jitter_s=300)
+    # A run that was due while the bot was down still runs if it is at most this late; runs
+    # that piled up are coalesced into one.
+    misfire_grace_s: Annotated[int, Field(ge=1, le=86_400)] = 600
+    # Chats told when a job fails: "telegram:CHAT_ID", "discord:CHANNEL_ID", "console:NAME".
+    alerts: tuple[str, ...] = ()
+
+    @field_validator("alerts")
+    @classmethod
+    def _targets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for target in value:
+            try:
+                ChatTarget.parse(target)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
 
 
 class RateLimit(_Frozen):
@@ -183,6 +242,7 @@ class Settings(_Frozen):
     fetch: FetchSettings = FetchSettings()
     search: SearchSettings = SearchSettings()
     valuation: ValuationSettings = ValuationSettings()
+    jobs: JobsSettings = JobsSettings()
     bot: BotSettings = BotSettings()
 
     @property

@@ -11,11 +11,15 @@
     │   ├── ImageError            bytes that cannot be used as an image
     │   │   ├── NotAnImage        not a picture format we read
     │   │   ├── BrokenImage       a known format, but truncated or corrupt
-    │   │   └── ImageTooLarge     over the byte or pixel caps (decompression bombs too)
+    │   │   ├── ImageTooLarge     over the byte or pixel caps (decompression bombs too)
+    │   │   └── UnsafeImage       crashed, overran or exhausted its decoding worker
     │   └── FetchError            a URL could not be fetched
     │       └── UrlRefused        the URL points at a private, loopback or link-local address
     ├── ModelError                the embedding model cannot be built or its weights loaded
-    └── IndexNotReady             there is no index yet (run ``python -m core index``)
+    ├── PostingError              a post could not be delivered to a chat or channel
+    ├── IndexNotReady             there is no index yet (run ``python -m core index``)
+    ├── IndexBusy                 another ``index`` run holds the index lock
+    └── JobSkipped                a scheduled job had nothing it could do this time
 
 Library and HTTP errors are translated once, where they cross into the engine, with
 ``raise X(...) from exc``; callers above that line only ever see this tree.
@@ -72,6 +76,10 @@ class ImageTooLarge(ImageError):
     """The image is over the configured byte or pixel caps."""
 
 
+class UnsafeImage(ImageError):
+    """Decoding the image crashed its worker process, or ran past its time or memory cap."""
+
+
 class FetchError(InputError):
     """A URL could not be fetched (bad status, timeout, too large, unreachable)."""
 
@@ -84,5 +92,17 @@ class ModelError(LensError):
     """The embedding model cannot be built, or its weights cannot be loaded."""
 
 
+class PostingError(LensError):
+    """A post (text and pictures) could not be delivered to its chat or channel."""
+
+
 class IndexNotReady(LensError):
     """No similarity index exists yet for the configured model."""
+
+
+class IndexBusy(LensError):
+    """Another ``index`` run (the CLI or the bot's scheduled job) holds the index lock."""
+
+
+class JobSkipped(LensError):
+    """A scheduled job could not do its work this time and will try again at its next run."""

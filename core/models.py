@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+
+# The one definition of what a collection slug and a token id may look like; the query
+# grammar, ingest, sync and the chat front ends all check against these, with full matches
+# (``re.fullmatch``: a trailing newline is not part of a valid slug).
+SLUG_PATTERN = r"[a-z0-9][a-z0-9_-]{0,99}"
+TOKEN_ID_PATTERN = r"[A-Za-z0-9._-]{1,100}"
+_SLUG = re.compile(SLUG_PATTERN)
+_TOKEN_ID = re.compile(TOKEN_ID_PATTERN)
+
+
+def is_slug(text: str) -> bool:
+    """Whether ``text`` is a valid collection slug: lower-case letters, digits, '-' and '_'."""
+    return _SLUG.fullmatch(text) is not None
+
+
+def is_token_id(text: str) -> bool:
+    """Whether ``text`` is a valid token id: letters, digits, '.', '_' and '-', up to 100."""
+    return _TOKEN_ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -27,12 +46,20 @@ class Attribute:
 
 
 @dataclass(frozen=True)
+class ImageRef:
+    """A stored image, named by its content: the image store turns it back into bytes."""
+
+    sha256: str
+    suffix: str = ""
+
+
+@dataclass(frozen=True)
 class Token:
-    """A token as ingested: where its image lives and what traits it has."""
+    """A token: its stored image and what traits it has."""
 
     collection: str
     token_id: str
-    image: str
+    image: ImageRef
     attributes: tuple[Attribute, ...] = ()
     name: str | None = None
 
@@ -59,7 +86,7 @@ class Match:
     collection: str
     token_id: str
     score: float
-    image: str | None
+    image: ImageRef | None
     last_sale: Sale | None = None
 
 
@@ -69,3 +96,15 @@ class SimilarResult:
 
     query: str
     matches: tuple[Match, ...] = field(default_factory=tuple)
+    # A small PNG of what was asked about (the upload, the fetched image or the token's own
+    # picture), drawn once by the image workers, for collages.
+    preview: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A rendered PNG for people: its bytes, a file name and a one-line description."""
+
+    data: bytes
+    filename: str
+    description: str = ""

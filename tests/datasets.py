@@ -76,7 +76,7 @@ def write_config(path: Path, overrides: dict[str, object]) -> Path:
     return path
 
 
-def make_settings(tmp_path: Path, **sections: dict[str, object]) -> Settings:
+def make_settings(tmp_path: Path, **sections: object) -> Settings:
     """Settings for a test: data under ``tmp_path``/data, small fast embedding batches."""
     overrides: dict[str, object] = {
         "embedding": {"input_size": 32, "batch_size": 4, "decode_workers": 2}

@@ -14,9 +14,10 @@ from discord import app_commands
 
 from bot import render
 from bot.access import Admins
-from bot.commands import LensCommands, Picture
+from bot.commands import LensCommands
 from bot.failures import NotAllowed, describe_failure
 from core.errors import NotAnImage
+from core.models import Picture
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,18 @@ from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, TelegramError
-from telegram.ext import Application, ApplicationBuilder, CommandHandler, MessageHandler, filters
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot.access import Admins
 from bot.commands import LensCommands
 from bot.telegram_bot.handlers import TelegramHandlers
-from bot.telegram_bot.retry import RetryAfterLimiter
 from core.config import TelegramSettings
 from core.errors import ConfigError, LensError
 
@@ -48,7 +54,10 @@ def build_application(
         # Updates are handled side by side (each /similar waits on the engine, not on the
         # previous update); the engine's own bounds keep the heavy work in check.
         .concurrent_updates(lens.settings.bot.max_pending)
-        .rate_limiter(RetryAfterLimiter())
+        # PTB's limiter paces sends to Telegram's flood limits (30 a second overall, 20 a
+        # minute per group or channel, which scheduled posts can reach) and waits out a
+        # RetryAfter before trying again, so a reply or post delayed by a 429 still arrives.
+        .rate_limiter(AIORateLimiter(max_retries=3))
         # Long polling holds getUpdates open for poll_timeout_s; the read must outlast it.
         .get_updates_read_timeout(settings.poll_timeout_s + 10)
         # We run our own scheduler; PTB's JobQueue would start a second one.

@@ -12,10 +12,11 @@ from telegram.ext import ContextTypes
 
 from bot import render
 from bot.access import Admins
-from bot.commands import MAX_K, LensCommands, Picture
+from bot.commands import MAX_K, LensCommands
 from bot.failures import describe_failure
-from bot.references import parse_options
+from bot.options import parse_options
 from core.errors import NotAnImage
+from core.models import Picture
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,11 @@
-"""Batch embedding with decoding overlapped: worker threads prepare batch n+1 while the
-model runs batch n, so the model never waits for Pillow."""
+"""Batch embedding with decoding overlapped: batch n+1 is decoded while the model runs batch
+n, so the model never waits for the image workers."""
 
 from __future__ import annotations
 
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +18,8 @@ T = TypeVar("T")
 
 # Batches decoded ahead of the model; two keeps it fed without holding much memory.
 PREFETCH = 2
+
+LoadBatch = Callable[[list[T]], Sequence[np.ndarray | LensError]]
 
 
 @dataclass(frozen=True)
@@ -33,43 +34,36 @@ class EmbeddedBatch(Generic[T]):
 def embed_stream(
     embedder: Embedder,
     items: Sequence[T],
-    load: Callable[[T], np.ndarray],
+    load_batch: LoadBatch[T],
     batch_size: int,
-    workers: int = 2,
 ) -> Iterator[EmbeddedBatch[T]]:
-    """Yield embedded batches in order; ``load`` turns an item into a canonical image.
+    """Yield embedded batches in order; ``load_batch`` turns items into canonical images,
+    or a ``LensError`` for an item that cannot be used (just that item fails).
 
-    A ``LensError`` from ``load`` marks just that item as failed. Closing the generator
-    early stops the decoding thread too.
+    Closing the generator early stops the loading thread too.
     """
     ready: queue.Queue[tuple[list[T], list[np.ndarray], list[tuple[T, LensError]]] | None]
     ready = queue.Queue(maxsize=PREFETCH)
     stop = threading.Event()
     problem: list[BaseException] = []
 
-    def attempt(item: T) -> np.ndarray | LensError:
-        try:
-            return load(item)
-        except LensError as exc:
-            return exc
-
     def produce() -> None:
         try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-                for start in range(0, len(items), batch_size):
-                    if stop.is_set():
-                        return
-                    chunk = list(items[start : start + batch_size])
-                    ok: list[T] = []
-                    arrays: list[np.ndarray] = []
-                    failed: list[tuple[T, LensError]] = []
-                    for item, result in zip(chunk, pool.map(attempt, chunk), strict=True):
-                        if isinstance(result, LensError):
-                            failed.append((item, result))
-                        else:
-                            ok.append(item)
-                            arrays.append(result)
-                    _put(ready, (ok, arrays, failed), stop)
+            for start in range(0, len(items), batch_size):
+                if stop.is_set():
+                    return
+                chunk = list(items[start : start + batch_size])
+                loaded = load_batch(chunk)
+                ok: list[T] = []
+                arrays: list[np.ndarray] = []
+                failed: list[tuple[T, LensError]] = []
+                for item, result in zip(chunk, loaded, strict=True):
+                    if isinstance(result, LensError):
+                        failed.append((item, result))
+                    else:
+                        ok.append(item)
+                        arrays.append(result)
+                _put(ready, (ok, arrays, failed), stop)
         except BaseException as exc:  # re-raised in the consumer, never lost in a thread
             problem.append(exc)
         finally:

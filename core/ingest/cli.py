@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from core.app import open_store
-from core.config import Settings
-from core.imaging.decode import ImageLimits
-from core.ingest.service import ingest
+from core.ingest.service import Ingester
 
-# Rejected rows printed in full; past this only the count is shown.
-MAX_LISTED = 50
+
+class IngestServices(Protocol):
+    """What ``ingest`` needs from the engine."""
+
+    @property
+    def ingester(self) -> Ingester: ...
 
 
 def add_commands(commands: Any) -> None:
@@ -24,16 +25,12 @@ def add_commands(commands: Any) -> None:
     parser.set_defaults(run=run_ingest)
 
 
-def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings)
-    try:
-        limits = ImageLimits(settings.images.max_bytes, settings.images.max_pixels)
-        report = ingest(args.dataset_dir, store, settings.data_dir, limits)
-    finally:
-        store.close()
-    for rejected in report.rejected[:MAX_LISTED]:
+def run_ingest(args: argparse.Namespace, engine: IngestServices) -> int:
+    report = engine.ingester.ingest(args.dataset_dir)
+    for rejected in report.rejected:
         print(f"rejected {rejected}", file=sys.stderr)
-    if len(report.rejected) > MAX_LISTED:
-        print(f"... and {len(report.rejected) - MAX_LISTED} more rejected rows", file=sys.stderr)
+    hidden = report.rejected_total - len(report.rejected)
+    if hidden > 0:
+        print(f"... and {hidden} more rejected rows", file=sys.stderr)
     print(report.summary())
     return 0

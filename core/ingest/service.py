@@ -1,24 +1,44 @@
-"""Ingest one dataset directory: validate rows, copy images by content hash, upsert."""
+"""Ingest one dataset directory: validate rows, store images by content, upsert in chunks.
+
+Everything streams: token rows are read, checked and written a chunk at a time, images are
+decoded (to validate them) in the image workers a small batch at a time, and sales are
+inserted a chunk at a time with ``ON CONFLICT DO NOTHING``, so memory stays flat however large
+the dataset is, and a killed run keeps every chunk it committed.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
-from core.errors import ImageError
-from core.imaging.decode import ImageLimits, decode_image
+from core.config import Settings
+from core.errors import LensError
+from core.imaging.decode import ImageLimits, too_large
+from core.imaging.prepare import PrepareSpec
+from core.imaging.workers import ImageDecoder
 from core.ingest.dataset import Rejected, TokenEntry, read_collection, read_sales, read_tokens
 from core.models import Sale
-from core.storage import Store
-from core.storage.store import TokenWrite
+from core.storage import Catalog, SalesBook, TokenWrite, UpsertCounts
+from core.storage.files import read_capped
+from core.storage.images import ImageStore
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Token rows per database transaction, and sales rows per insert.
+TOKEN_CHUNK = 256
+SALES_CHUNK = 1000
+# Images decoded at once (their bytes are held while the workers check them).
+IMAGE_BATCH = 8
+# Rejected rows kept to show; the rest are only counted.
+KEEP_REJECTED = 50
 
 
 @dataclass(frozen=True)
@@ -34,13 +54,17 @@ class FileCounts:
 
 @dataclass(frozen=True)
 class IngestReport:
-    """The outcome of ``ingest``: counts per file and every rejected row."""
+    """The outcome of ``ingest``: counts per file and the first rejected rows."""
 
     collection: str
     collection_changed: bool
     tokens: FileCounts
     sales: FileCounts
-    rejected: tuple[Rejected, ...] = field(default_factory=tuple)
+    rejected: tuple[Rejected, ...] = ()
+
+    @property
+    def rejected_total(self) -> int:
+        return self.tokens.rejected + self.sales.rejected
 
     def summary(self) -> str:
         def line(name: str, c: FileCounts) -> str:
@@ -52,86 +76,156 @@ class IngestReport:
         return f"{self.collection}\n  {line('tokens', self.tokens)}\n  {line('sales', self.sales)}"
 
 
-def ingest(directory: Path, store: Store, data_dir: Path, limits: ImageLimits) -> IngestReport:
-    """Ingest ``directory``; running it twice changes nothing the second time."""
-    collection = read_collection(directory)
-    collection_pk, changed = store.upsert_collection(collection)
-    rejected: list[Rejected] = []
+class _Rejections:
+    """Counts rejected rows per file and keeps the first few to show."""
 
-    writes: list[TokenWrite] = []
-    token_rows = 0
-    entries = list(read_tokens(directory))
-    for entry in tqdm(entries, desc="images", unit="img", leave=False, disable=None):
-        if isinstance(entry, Rejected):
-            rejected.append(entry)
-            token_rows += 1
-            continue
-        token_rows += 1
-        try:
-            writes.append(_store_image(entry, data_dir, limits))
-        except ImageError as exc:
-            rejected.append(
-                Rejected("tokens.jsonl", entry.line, f"{entry.image_file.name}: {exc}")
-            )
-    token_counts = store.upsert_tokens(collection_pk, writes)
+    def __init__(self) -> None:
+        self.kept: list[Rejected] = []
+        self.counts: dict[str, int] = {}
 
-    known_ids = store.token_ids(collection.slug)
-    sales: list[Sale] = []
-    sale_rows = 0
-    for item in read_sales(directory, collection.slug):
-        sale_rows += 1
-        if isinstance(item, Rejected):
-            rejected.append(item)
-            continue
-        line, sale = item
-        if sale.token_id in known_ids:
-            sales.append(sale)
-        else:
-            reason = f"token {sale.token_id} is not in the collection"
-            rejected.append(Rejected("sales.csv", line, reason))
-    sale_counts = store.add_sales(collection_pk, sales)
-
-    bad_tokens = sum(1 for r in rejected if r.file == "tokens.jsonl")
-    report = IngestReport(
-        collection=collection.slug,
-        collection_changed=changed,
-        tokens=FileCounts(
-            read=token_rows,
-            added=token_counts.added,
-            updated=token_counts.updated,
-            unchanged=token_counts.unchanged,
-            rejected=bad_tokens,
-        ),
-        sales=FileCounts(
-            read=sale_rows,
-            added=sale_counts.added,
-            unchanged=sale_counts.unchanged,
-            rejected=len(rejected) - bad_tokens,
-        ),
-        rejected=tuple(rejected),
-    )
-    log.info("ingested %s", report.summary().replace("\n", " "))
-    return report
+    def add(self, rejected: Rejected) -> None:
+        self.counts[rejected.file] = self.counts.get(rejected.file, 0) + 1
+        if len(self.kept) < KEEP_REJECTED:
+            self.kept.append(rejected)
 
 
-def _store_image(entry: TokenEntry, data_dir: Path, limits: ImageLimits) -> TokenWrite:
-    data = entry.image_file.read_bytes()
-    decode_image(data, limits)  # reject what the embedder could not read, at ingest time
-    digest = hashlib.sha256(data).hexdigest()
-    suffix = entry.image_file.suffix.lower() or ".img"
-    relative = Path("images") / digest[:2] / f"{digest}{suffix}"
-    target = data_dir / relative
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a killed ingest never leaves half an image behind.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    return TokenWrite(
-        token_id=entry.token_id,
-        name=entry.name,
-        image_path=relative.as_posix(),
-        image_sha256=digest,
-        attributes=entry.attributes,
-    )
+class Ingester:
+    """Reads a dataset directory into the catalog, the sales book and the image store."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        sales: SalesBook,
+        images: ImageStore,
+        decoder: ImageDecoder,
+        settings: Settings,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._catalog = catalog
+        self._sales = sales
+        self._images = images
+        self._decoder = decoder
+        self._max_bytes = settings.images.max_bytes
+        self._spec = PrepareSpec(
+            ImageLimits(settings.images.max_bytes, settings.images.max_pixels)
+        )
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def ingest(self, directory: Path, *, progress: bool = True) -> IngestReport:
+        """Ingest ``directory``; running it twice changes nothing the second time."""
+        collection = read_collection(directory)
+        collection_pk, changed = self._catalog.upsert_collection(collection)
+        rejections = _Rejections()
+
+        token_rows = 0
+        token_counts = UpsertCounts()
+        bar = tqdm(desc="tokens", unit="row", leave=False, disable=not progress or None)
+        with bar:
+            entries: list[TokenEntry] = []
+            for entry in read_tokens(directory):
+                token_rows += 1
+                bar.update()
+                if isinstance(entry, Rejected):
+                    rejections.add(entry)
+                    continue
+                entries.append(entry)
+                if len(entries) >= TOKEN_CHUNK:
+                    token_counts += self._store_tokens(collection_pk, entries, rejections)
+                    entries = []
+            token_counts += self._store_tokens(collection_pk, entries, rejections)
+
+        sale_rows = 0
+        sale_counts = UpsertCounts()
+        now = self._clock()
+        for chunk in _chunked(read_sales(directory, collection, now), SALES_CHUNK):
+            sale_rows += len(chunk)
+            good: list[tuple[int, Sale]] = []
+            for item in chunk:
+                if isinstance(item, Rejected):
+                    rejections.add(item)
+                else:
+                    good.append(item)
+            known = self._catalog.token_ids(collection.slug, {s.token_id for _, s in good})
+            sales = []
+            for line, sale in good:
+                if sale.token_id in known:
+                    sales.append(sale)
+                else:
+                    reason = f"token {sale.token_id} is not in the collection"
+                    rejections.add(Rejected("sales.csv", line, reason))
+            sale_counts += self._sales.add(collection_pk, sales)
+
+        report = IngestReport(
+            collection=collection.slug,
+            collection_changed=changed,
+            tokens=FileCounts(
+                read=token_rows,
+                added=token_counts.added,
+                updated=token_counts.updated,
+                unchanged=token_counts.unchanged,
+                rejected=rejections.counts.get("tokens.jsonl", 0),
+            ),
+            sales=FileCounts(
+                read=sale_rows,
+                added=sale_counts.added,
+                unchanged=sale_counts.unchanged,
+                rejected=rejections.counts.get("sales.csv", 0),
+            ),
+            rejected=tuple(rejections.kept),
+        )
+        log.info("ingested %s", report.summary().replace("\n", " "))
+        return report
+
+    def _store_tokens(
+        self, collection_pk: int, entries: list[TokenEntry], rejections: _Rejections
+    ) -> UpsertCounts:
+        writes: list[TokenWrite] = []
+        for batch in _chunked(entries, IMAGE_BATCH):
+            for entry, outcome in zip(batch, self._store_images(batch), strict=True):
+                if isinstance(outcome, LensError):
+                    reason = f"{entry.image_file.name}: {outcome}"
+                    rejections.add(Rejected("tokens.jsonl", entry.line, reason))
+                else:
+                    writes.append(outcome)
+        return self._catalog.upsert_tokens(collection_pk, writes) if writes else UpsertCounts()
+
+    def _store_images(self, batch: list[TokenEntry]) -> list[TokenWrite | LensError]:
+        """Check each image in the workers (what the embedder could not read is refused at
+        ingest), then copy the good ones into the image store."""
+        blobs: list[bytes] = []
+        unreadable: dict[int, LensError] = {}
+        for i, entry in enumerate(batch):
+            try:
+                data = read_capped(entry.image_file, self._max_bytes)
+                if data is None:
+                    raise too_large(entry.image_file.stat().st_size, self._max_bytes)
+            except OSError:
+                unreadable[i] = LensError("the image file cannot be read")
+                data = b""
+            except LensError as exc:
+                unreadable[i] = exc
+                data = b""
+            blobs.append(data)
+        checked = self._decoder.prepare_many(blobs, self._spec)
+        outcomes: list[TokenWrite | LensError] = []
+        for i, (entry, data, result) in enumerate(zip(batch, blobs, checked, strict=True)):
+            if i in unreadable:
+                outcomes.append(unreadable[i])
+            elif isinstance(result, LensError):
+                outcomes.append(result)
+            else:
+                image = self._images.put(data, entry.image_file.suffix)
+                outcomes.append(TokenWrite(entry.token_id, entry.name, image, entry.attributes))
+        return outcomes
+
+
+def _chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from core.errors import LensError
-from core.imaging.decode import ImageLimits, decode_image
 from core.models import Match
 
 TILE = 192
@@ -23,17 +20,21 @@ ACCENT = (255, 196, 0)
 
 
 def render_collage(
-    query: Image.Image | None, matches: Sequence[Match], limits: ImageLimits
+    query: bytes | None, matches: Sequence[Match], previews: Sequence[bytes | None]
 ) -> bytes:
-    """PNG bytes: the query tile (if any), then one tile per match, in rows of six."""
-    tiles: list[tuple[Image.Image | None, list[str], bool]] = []
+    """PNG bytes: the query tile (if any), then one tile per match, in rows of six.
+
+    ``query`` and ``previews`` (one per match, ``None`` where there is none) are the small
+    PNGs the image workers drew; untrusted originals are never decoded here.
+    """
+    tiles: list[tuple[bytes | None, list[str], bool]] = []
     if query is not None:
         tiles.append((query, ["query"], True))
-    for rank, match in enumerate(matches, start=1):
+    for rank, (match, preview) in enumerate(zip(matches, previews, strict=True), start=1):
         sale = match.last_sale
         price = f"last {sale.price:g} {sale.currency}" if sale else "no sales"
         lines = [f"#{rank} {match.collection} {match.token_id}", f"{match.score:.3f} · {price}"]
-        tiles.append((_load(match.image, limits), lines, False))
+        tiles.append((preview, lines, False))
     columns = min(COLUMNS, max(1, len(tiles)))
     rows = (len(tiles) + columns - 1) // columns
     width = PADDING + columns * (TILE + PADDING)
@@ -41,10 +42,10 @@ def render_collage(
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=13)
-    for i, (image, lines, is_query) in enumerate(tiles):
+    for i, (picture, lines, is_query) in enumerate(tiles):
         x = PADDING + (i % columns) * (TILE + PADDING)
         y = PADDING + (i // columns) * (TILE + LABEL_HEIGHT + PADDING)
-        canvas.paste(_tile(image), (x, y))
+        canvas.paste(_tile(picture), (x, y))
         if is_query:
             draw.rectangle((x - 2, y - 2, x + TILE + 1, y + TILE + 1), outline=ACCENT, width=2)
         for j, line in enumerate(lines):
@@ -56,20 +57,11 @@ def render_collage(
     return out.getvalue()
 
 
-def _load(path: str | None, limits: ImageLimits) -> Image.Image | None:
-    if not path:
-        return None
-    try:
-        return decode_image(Path(path).read_bytes(), limits)
-    except (OSError, LensError):
-        return None
-
-
-def _tile(image: Image.Image | None) -> Image.Image:
+def _tile(picture: bytes | None) -> Image.Image:
     tile = Image.new("RGBA", (TILE, TILE), (*TILE_BACKGROUND, 255))
-    if image is None:
+    if picture is None:
         return tile.convert("RGB")
-    image = image.convert("RGBA")
+    image = Image.open(io.BytesIO(picture), formats=["PNG"]).convert("RGBA")
     scale = TILE / max(image.size)
     # Pixel art is scaled with nearest neighbour so it stays crisp.
     resample = Image.Resampling.NEAREST if scale >= 2 else Image.Resampling.LANCZOS

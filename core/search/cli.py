@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from core.app import make_embedder, open_engine, open_store
 from core.config import Settings
 from core.errors import LensError
 from core.models import Match, SimilarResult
-from core.search.indexing import build_index
+from core.render.collage import render_collage
+from core.search.indexing import Indexer
+from core.search.similar import SimilarService
+from core.storage import Storage
+from core.storage.files import atomic_write
+from core.storage.images import ImageStore
+
+
+class SearchServices(Protocol):
+    """What ``index`` and ``similar`` need from the engine."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def storage(self) -> Storage: ...
+
+    @property
+    def images(self) -> ImageStore: ...
+
+    @property
+    def indexer(self) -> Indexer: ...
+
+    @property
+    def similar(self) -> SimilarService: ...
 
 
 def add_commands(commands: Any) -> None:
@@ -26,7 +48,7 @@ def add_commands(commands: Any) -> None:
         "queries",
         nargs="+",
         metavar="QUERY",
-        help="image file, http(s)/ipfs URL, or SLUG:TOKEN_ID",
+        help="image file, http(s)/ipfs URL, SLUG:TOKEN_ID or a marketplace item URL",
     )
     similar.add_argument("--k", type=int, default=None, help="how many matches (default 5)")
     similar.add_argument("--collection", metavar="SLUG", help="only match this collection")
@@ -40,66 +62,65 @@ def add_commands(commands: Any) -> None:
     similar.set_defaults(run=run_similar)
 
 
-def run_index(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings)
-    try:
-        report = build_index(store, make_embedder(settings), settings, args.collection)
-    finally:
-        store.close()
-    print(
-        f"embedded {report.embedded} images ({report.images_per_second:.1f} img/s), "
-        f"{report.failed} failed; index holds {report.indexed} vectors ({report.kind})"
-    )
+def run_index(args: argparse.Namespace, engine: SearchServices) -> int:
+    report = engine.indexer.run(args.collection)
+    print(report.summary())
     return 0
 
 
-def run_similar(args: argparse.Namespace, settings: Settings) -> int:
-    if args.k is not None and not 1 <= args.k <= settings.search.max_k:
-        print(f"error: --k must be between 1 and {settings.search.max_k}.", file=sys.stderr)
+async def run_similar(args: argparse.Namespace, engine: SearchServices) -> int:
+    max_k = engine.settings.search.max_k
+    if args.k is not None and not 1 <= args.k <= max_k:
+        print(f"error: --k must be between 1 and {max_k}.", file=sys.stderr)
         return 2
-    return asyncio.run(_similar(args, settings))
-
-
-async def _similar(args: argparse.Namespace, settings: Settings) -> int:
+    if args.collection:
+        try:
+            engine.storage.catalog.collection(args.collection)
+        except LensError as exc:
+            if not args.json:
+                raise
+            for query in args.queries:
+                _emit_error(query, str(exc), as_json=True)
+            return 1
     failures = 0
-    async with open_engine(settings) as engine:
-        if args.collection:
-            try:
-                engine.store.collection(args.collection)
-            except LensError as exc:
-                if not args.json:
-                    raise
-                for query in args.queries:
-                    _emit_error(query, str(exc), as_json=True)
-                return 1
-        for number, query in enumerate(args.queries):
-            try:
-                result = await engine.similar.similar(query, args.k, args.collection)
-            except LensError as exc:
-                failures += 1
-                _emit_error(query, str(exc), args.json)
-                continue
-            if args.json:
-                print(json.dumps(result_json(result)), flush=True)
-            else:
-                print(format_result(result), flush=True)
-            if args.collage and number == 0:
-                write_collage(args.collage, query, result, settings)
+    for number, query in enumerate(args.queries):
+        collage = args.collage is not None and number == 0
+        try:
+            result = await engine.similar.similar(
+                query, args.k, args.collection, allow_files=True, preview=collage
+            )
+            if collage:
+                previews = await engine.similar.previews([m.image for m in result.matches])
+                picture = render_collage(result.preview, result.matches, previews)
+                atomic_write(args.collage, picture)
+                print(f"collage written to {args.collage}", file=sys.stderr)
+        except LensError as exc:
+            failures += 1
+            _emit_error(query, str(exc), args.json)
+            continue
+        except OSError as exc:
+            failures += 1
+            _emit_error(query, f"Cannot write the collage: {exc.strerror}.", args.json)
+            continue
+        if args.json:
+            print(json.dumps(result_json(result, engine.images)), flush=True)
+        else:
+            print(format_result(result), flush=True)
     return 1 if failures else 0
 
 
-def result_json(result: SimilarResult) -> dict[str, Any]:
+def result_json(result: SimilarResult, images: ImageStore) -> dict[str, Any]:
     """The contract's JSON shape for one ``similar`` answer."""
-    return {"query": result.query, "matches": [match_json(m) for m in result.matches]}
+    return {"query": result.query, "matches": [match_json(m, images) for m in result.matches]}
 
 
-def match_json(match: Match) -> dict[str, Any]:
+def match_json(match: Match, images: ImageStore) -> dict[str, Any]:
     sale = match.last_sale
     return {
         "collection": match.collection,
         "token_id": match.token_id,
         "score": round(match.score, 6),
-        "image": match.image,
+        "image": str(images.path(match.image)) if match.image else None,
         "last_sale": None
         if sale is None
         else {
@@ -125,20 +146,6 @@ def format_result(result: SimilarResult) -> str:
         name = f"{match.collection} {match.token_id:<8}"
         lines.append(f"  {rank:>2}. {name} similarity {match.score:.3f}  {price}")
     return "\n".join(lines)
-
-
-def write_collage(path: Path, query: str, result: SimilarResult, settings: Settings) -> None:
-    from core.imaging.decode import ImageLimits, decode_image
-    from core.render.collage import render_collage
-
-    limits = ImageLimits(settings.images.max_bytes, settings.images.max_pixels)
-    query_image = None
-    source = Path(query)
-    if source.is_file():
-        query_image = decode_image(source.read_bytes(), limits)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(render_collage(query_image, result.matches, limits))
-    print(f"collage written to {path}", file=sys.stderr)
 
 
 def _emit_error(query: str, message: str, as_json: bool) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from core.config import IndexSettings
+from core.storage.files import atomic_path
 
 # Filters keeping at most this many keys (or this share of an HNSW index) search exactly.
 EXACT_FILTER_MIN = 20_000
@@ -48,15 +47,8 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         """Write to a temporary file and rename it over ``path``: readers see old or new."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-        os.close(fd)
-        try:
-            faiss.write_index(self._index, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            faiss.write_index(self._index, str(tmp))
 
     @property
     def kind(self) -> str:

@@ -2,7 +2,9 @@
 
 Vectors are committed to the database one batch at a time, so a killed run loses at most the
 batch in flight and a rerun picks up where it stopped; the index file is then rebuilt from
-all stored vectors and swapped in atomically.
+all stored vectors and swapped in atomically. One run at a time per data directory and model
+(a file lock): a second ``index`` waits for the first and then finds nothing left to embed,
+and the scheduled job skips its turn rather than queue behind a long CLI run.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from core.config import Settings
 from core.embedding.embedder import Embedder
 from core.embedding.pipeline import embed_stream
-from core.errors import ImageError, LensError
-from core.imaging.canonical import canonicalise
-from core.imaging.decode import ImageLimits, decode_image
+from core.errors import IndexBusy, IndexNotReady, LensError
+from core.imaging.decode import ImageLimits
+from core.imaging.prepare import PrepareSpec
+from core.imaging.workers import ImageDecoder
 from core.search.index import VectorIndex
-from core.storage import Store, StoredToken
+from core.storage import Catalog, StoredToken, VectorStore
+from core.storage.images import ImageStore
 
 log = logging.getLogger(__name__)
 
@@ -41,80 +46,127 @@ class IndexReport:
     def images_per_second(self) -> float:
         return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
+    def summary(self) -> str:
+        return (
+            f"embedded {self.embedded} images ({self.images_per_second:.1f} img/s), "
+            f"{self.failed} failed; index holds {self.indexed} vectors ({self.kind})"
+        )
+
 
 def index_path(data_dir: Path, model_key: str) -> Path:
     """Where the index for one embedding model lives."""
     return data_dir / "index" / f"{model_key}.faiss"
 
 
-class TokenImageLoader:
-    """Reads a stored token image and returns its canonical view for the embedder."""
+class Indexer:
+    """Embeds what is missing and keeps the index file current."""
 
-    def __init__(self, data_dir: Path, settings: Settings, size: int) -> None:
-        self._data_dir = data_dir
-        self._limits = ImageLimits(settings.images.max_bytes, settings.images.max_pixels)
-        self._background = settings.images.background_rgb
-        self._size = size
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        vectors: VectorStore,
+        images: ImageStore,
+        decoder: ImageDecoder,
+        embedder: Embedder,
+        settings: Settings,
+    ) -> None:
+        self._catalog = catalog
+        self._vectors = vectors
+        self._images = images
+        self._decoder = decoder
+        self._embedder = embedder
+        self._settings = settings
+        self.path = index_path(settings.data_dir, embedder.key)
+        self._spec = PrepareSpec(
+            ImageLimits(settings.images.max_bytes, settings.images.max_pixels),
+            canonical_size=embedder.input_size,
+            background=settings.images.background_rgb,
+        )
 
-    def __call__(self, token: StoredToken) -> np.ndarray:
-        path = self._data_dir / token.image_path
+    def run(
+        self, collection: str | None = None, *, progress: bool = True, wait: bool = True
+    ) -> IndexReport:
+        """Embed what is missing (optionally one collection's), then rewrite the index file.
+
+        With ``wait`` false, raise ``IndexBusy`` at once if another run holds the lock.
+        """
+        if collection is not None:
+            self._catalog.collection(collection)  # an unknown slug fails before any waiting
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{self.path}.lock")
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ImageError(f"The stored image of token {token.token_id} is missing.") from exc
-        return canonicalise(decode_image(data, self._limits), self._size, self._background)
+            lock.acquire(timeout=0)
+        except Timeout:
+            if not wait:
+                raise IndexBusy("Another index run is in progress.") from None
+            log.info("another index run is in progress; waiting for it to finish")
+            lock.acquire()
+        try:
+            return self._run(collection, progress)
+        finally:
+            lock.release()
 
+    def _run(self, collection: str | None, progress: bool) -> IndexReport:
+        started = time.perf_counter()
+        todo = self._vectors.tokens_to_embed(self._embedder.key, collection)
+        embedded = failed = 0
+        bar = tqdm(total=len(todo), unit="img", desc="embedding", disable=not progress or None)
+        with bar:
+            for batch in embed_stream(
+                self._embedder, todo, self._load, self._settings.embedding.batch_size
+            ):
+                if batch.items:
+                    self._vectors.save(self._embedder.key, batch.items, batch.vectors)
+                for token, error in batch.failed:
+                    log.warning("skipped %s:%s: %s", token.collection, token.token_id, error)
+                embedded += len(batch.items)
+                failed += len(batch.failed)
+                bar.update(len(batch.items) + len(batch.failed))
+        elapsed = time.perf_counter() - started
+        keys, vectors = self._vectors.vectors(self._embedder.key)
+        if embedded == 0:
+            current = self._current_index(len(keys))
+            if current is not None:
+                # Nothing new: an HNSW rebuild of a large index takes tens of seconds for nothing.
+                return IndexReport(0, failed, len(current), current.kind, elapsed)
+        index = VectorIndex.build(keys, vectors, self._settings.index)
+        index.save(self.path)
+        return IndexReport(embedded, failed, len(index), index.kind, elapsed)
 
-def build_index(
-    store: Store,
-    embedder: Embedder,
-    settings: Settings,
-    collection: str | None = None,
-    progress: bool = True,
-) -> IndexReport:
-    """Embed what is missing (optionally one collection's), then rewrite the index file."""
-    started = time.perf_counter()
-    todo = store.tokens_to_embed(embedder.key, collection)
-    loader = TokenImageLoader(settings.data_dir, settings, embedder.input_size)
-    embedded = failed = 0
-    with tqdm(total=len(todo), unit="img", desc="embedding", disable=not progress or None) as bar:
-        for batch in embed_stream(
-            embedder,
-            todo,
-            loader,
-            settings.embedding.batch_size,
-            settings.embedding.decode_workers,
-        ):
-            if batch.items:
-                store.save_embeddings(embedder.key, batch.items, batch.vectors)
-            for token, error in batch.failed:
-                log.warning("skipped %s:%s: %s", token.collection, token.token_id, error)
-            embedded += len(batch.items)
-            failed += len(batch.failed)
-            bar.update(len(batch.items) + len(batch.failed))
-    elapsed = time.perf_counter() - started
-    path = index_path(settings.data_dir, embedder.key)
-    keys, vectors = store.embeddings(embedder.key)
-    if embedded == 0:
-        current = _current_index(path, len(keys), settings)
-        if current is not None:
-            # Nothing new: an HNSW rebuild of a large index takes tens of seconds for nothing.
-            return IndexReport(0, failed, len(current), current.kind, elapsed)
-    index = VectorIndex.build(keys, vectors, settings.index)
-    index.save(path)
-    return IndexReport(embedded, failed, len(index), index.kind, elapsed)
+    def _load(self, tokens: list[StoredToken]) -> list[np.ndarray | LensError]:
+        """Canonical views of a batch of stored token images, decoded by the workers."""
+        blobs: list[bytes] = []
+        missing: dict[int, LensError] = {}
+        for i, token in enumerate(tokens):
+            try:
+                blobs.append(self._images.read(token.image, self._settings.images.max_bytes))
+            except LensError as exc:
+                missing[i] = exc
+                blobs.append(b"")
+        prepared = self._decoder.prepare_many(blobs, self._spec)
+        results: list[np.ndarray | LensError] = []
+        for i, item in enumerate(prepared):
+            if i in missing:
+                results.append(missing[i])
+            elif isinstance(item, LensError):
+                results.append(item)
+            elif item.canonical is None:  # pragma: no cover - the spec asks for it
+                results.append(LensError("The image worker returned no canonical view."))
+            else:
+                results.append(item.canonical)
+        return results
 
-
-def _current_index(path: Path, stored: int, settings: Settings) -> VectorIndex | None:
-    """The index file, if it already holds every stored vector in the configured kind."""
-    if not path.is_file():
-        return None
-    try:
-        index = VectorIndex.load(path, settings.index.hnsw_ef_search)
-    except RuntimeError:
-        return None  # damaged: rebuild it
-    kind = "hnsw" if stored > settings.index.approximate_above else "exact"
-    return index if len(index) == stored and index.kind == kind else None
+    def _current_index(self, stored: int) -> VectorIndex | None:
+        """The index file, if it already holds every stored vector in the configured kind."""
+        if not self.path.is_file():
+            return None
+        try:
+            index = VectorIndex.load(self.path, self._settings.index.hnsw_ef_search)
+        except RuntimeError:
+            return None  # damaged: rebuild it
+        kind = "hnsw" if stored > self._settings.index.approximate_above else "exact"
+        return index if len(index) == stored and index.kind == kind else None
 
 
 class IndexCache:
@@ -127,8 +179,6 @@ class IndexCache:
         self._index: VectorIndex | None = None
 
     def get(self) -> VectorIndex:
-        from core.errors import IndexNotReady
-
         try:
             stat = self._path.stat()
         except FileNotFoundError as exc:
@@ -145,3 +195,10 @@ class IndexCache:
                 ) from exc
             self._stamp = stamp
         return self._index
+
+    def size(self) -> int | None:
+        """How many vectors the index holds; ``None`` when there is none yet."""
+        try:
+            return len(self.get())
+        except IndexNotReady:
+            return None

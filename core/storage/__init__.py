@@ -1,5 +1,61 @@
-"""Storage: SQLAlchemy Core tables and the Store that reads and writes them."""
+"""Storage: the database (by concern: catalog, sales, vectors, jobs) and the image store."""
 
-from core.storage.store import Store, StoredToken
+from __future__ import annotations
 
-__all__ = ["Store", "StoredToken"]
+from dataclasses import dataclass
+
+from core.storage.catalog import Catalog, StoredToken, TokenWrite, UpsertCounts
+from core.storage.database import Database
+from core.storage.jobs import JobLog, JobPlan, JobRun
+from core.storage.migrate import Migration, migrate
+from core.storage.sales import SalesBook
+from core.storage.vectors import VectorStore
+
+__all__ = [
+    "Catalog",
+    "Database",
+    "JobLog",
+    "JobPlan",
+    "JobRun",
+    "Migration",
+    "SalesBook",
+    "Storage",
+    "StoredToken",
+    "TokenWrite",
+    "UpsertCounts",
+    "VectorStore",
+]
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The database's parts, over one connection pool."""
+
+    database: Database
+    catalog: Catalog
+    sales: SalesBook
+    vectors: VectorStore
+    jobs: JobLog
+    migration: Migration | None = None
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True) -> Storage:
+        """Connect, and (unless told not to) bring the schema to the newest revision."""
+        database = Database.connect(url)
+        try:
+            migration = migrate(database) if upgrade else None
+        except BaseException:
+            database.close()
+            raise
+        catalog = Catalog(database)
+        return cls(
+            database=database,
+            catalog=catalog,
+            sales=SalesBook(database),
+            vectors=VectorStore(database, catalog),
+            jobs=JobLog(database),
+            migration=migration,
+        )
+
+    def close(self) -> None:
+        self.database.close()

@@ -1,12 +1,17 @@
-"""Database tables (SQLAlchemy Core), keyed by natural keys so that upserts are idempotent."""
+"""Database tables (SQLAlchemy Core) at the newest revision, keyed by natural keys.
+
+This is what the code reads and writes; the database gets there through the Alembic revisions
+in ``core/storage/migrations`` (``python -m core migrate``, also run on every start). A change
+here without a revision there fails ``tests/storage/test_migrations.py``.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     Column,
-    DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -15,6 +20,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from core.storage.database import UtcDateTime
 
 metadata = MetaData()
 
@@ -59,7 +66,7 @@ sales = Table(
     Column("id", Integer, primary_key=True),
     Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
     Column("token_id", String(100), nullable=False, index=True),
-    Column("timestamp", DateTime(timezone=True), nullable=False, index=True),
+    Column("timestamp", UtcDateTime, nullable=False, index=True),
     Column("price", Float, nullable=False),
     Column("currency", String(16), nullable=False),
     Column("tx", String(100), nullable=False),
@@ -68,6 +75,8 @@ sales = Table(
     Column("marketplace", String(40)),
     # One transaction can sell several tokens, but never the same token twice.
     UniqueConstraint("collection_id", "tx", "token_id", name="uq_sale"),
+    # Valuation and digests read one collection's sales by time.
+    Index("ix_sales_collection_time", "collection_id", "timestamp"),
 )
 
 embeddings = Table(
@@ -78,4 +87,29 @@ embeddings = Table(
     # The image the vector was computed from; a token whose image changed needs a new one.
     Column("image_sha256", String(64), nullable=False),
     Column("vector", LargeBinary, nullable=False),
+)
+
+# Scheduled jobs: one row per run (the newest few hundred are kept), and each job's next run
+# as the bot's scheduler last planned it, so `python -m core status` can tell both.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("job", String(64), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    # running, ok, failed or skipped
+    Column("status", String(16), nullable=False),
+    Column("summary", Text),
+    Column("error", Text),
+    Index("ix_job_runs_job_started", "job", "started_at"),
+)
+
+job_schedule = Table(
+    "job_schedule",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("trigger", String(200), nullable=False),
+    Column("next_run_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from core.config import ValuationSettings
 from core.models import Collection, Sale
-from core.storage import Store
+from core.storage import Catalog, SalesBook
 
 SALES_ONLY_NOTE = (
     "Read from recorded sales only; this is not a model estimate of this token's price."
@@ -109,26 +109,28 @@ class SalesValuer:
 
     def __init__(
         self,
-        store: Store,
+        catalog: Catalog,
+        sales: SalesBook,
         settings: ValuationSettings,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self._store = store
+        self._catalog = catalog
+        self._sales = sales
         self._settings = settings
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def value(self, slug: str, token_id: str, at: datetime | None = None) -> SalesValue:
         """The sales-based answer for one token; unknown collections and tokens raise."""
-        collection = self._store.collection(slug)
-        self._store.token(slug, token_id)
+        collection = self._catalog.collection(slug)
+        self._catalog.token(slug, token_id)
         at = (at or self._clock()).astimezone(UTC)
         # The chart and both median windows end at the latest sale before ``at``; find it
         # first so a collection whose data stops in the past still gets its recent history.
-        latest = self._store.latest_sale(slug, until=at)
+        latest = self._sales.latest(slug, until=at)
         end = latest.timestamp if latest else at
         reach = max(self._settings.chart_days, 2 * self._settings.window_days)
-        collection_sales = self._store.sales(slug, since=end - timedelta(days=reach), until=at)
-        token_sales = self._store.sales(slug, token_id=token_id, until=at)
+        collection_sales = self._sales.sales(slug, since=end - timedelta(days=reach), until=at)
+        token_sales = self._sales.sales(slug, token_id=token_id, until=at)
         result = value_from_sales(
             collection, token_id, at, collection_sales, token_sales, self._settings.window_days
         )

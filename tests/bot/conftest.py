@@ -3,26 +3,50 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
-from bot.app import lens_over
 from bot.commands import LensCommands
 from core.app import build_engine
 from core.config import BotSettings, Settings
 from core.embedding.embedder import Embedder
-from core.storage import Store
+from core.imaging.workers import DecoderPool
+from core.storage import Storage
+from tests.bot.fake_discord import FakeDiscord
+from tests.bot.fake_telegram import FakeBotApi
 from tests.bot.fakes import Library, WatchedEmbedder, build_library
 from tests.datasets import make_settings
 from tests.fakes import FakeImageFetcher
 
 
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    """The Telegram Bot API stand-in, on loopback."""
+    fake = FakeBotApi()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    """The Discord REST and gateway stand-in, on loopback."""
+    server = FakeDiscord()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
 @pytest.fixture(scope="session")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
-    return build_library(tmp_path_factory.mktemp("library"))
+def library(tmp_path_factory: pytest.TempPathFactory, decoder: DecoderPool) -> Library:
+    return build_library(tmp_path_factory.mktemp("library"), decoder)
 
 
 @pytest.fixture
@@ -41,9 +65,9 @@ class LensFactory(Protocol):
 
 
 @pytest.fixture
-async def make_lens(base_settings: Settings) -> AsyncIterator[LensFactory]:
+async def make_lens(base_settings: Settings, decoder: DecoderPool) -> AsyncIterator[LensFactory]:
     """Build ``LensCommands`` over the shared library with a fake embedder and fetcher."""
-    async with AsyncExitStack() as stack:
+    with ExitStack() as stack:
 
         async def make(
             bot: Mapping[str, Any] | None = None,
@@ -59,12 +83,16 @@ async def make_lens(base_settings: Settings) -> AsyncIterator[LensFactory]:
                     "embedding": base_settings.embedding.model_copy(update=dict(embedding or {})),
                 }
             )
-            store = Store.open(settings.db_url)
-            stack.callback(store.close)
+            storage = Storage.open(settings.db_url)
+            stack.callback(storage.close)
             engine = build_engine(
-                settings, store, FakeImageFetcher(images), embedder or WatchedEmbedder()
+                settings,
+                storage,
+                decoder,
+                FakeImageFetcher(images),
+                embedder=embedder or WatchedEmbedder(),
             )
-            return await stack.enter_async_context(lens_over(engine))
+            return LensCommands(engine)
 
         yield make
 

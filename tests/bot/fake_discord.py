@@ -2,7 +2,8 @@
 
 The gateway says HELLO, accepts IDENTIFY, sends READY and GUILD_CREATE, answers heartbeats,
 then dispatches whatever INTERACTION_CREATE events a test queues. REST records command
-syncs, interaction callbacks and webhook follow-ups (with their files), and serves
+syncs, interaction callbacks, webhook follow-ups and channel messages (with their files),
+serves channels (404 for unknown ones, 403 for those a test forbids), and serves
 attachments as a CDN would.
 """
 
@@ -49,6 +50,8 @@ class FakeDiscord:
         self.attachments: dict[str, bytes] = {}
         self.identified: list[dict[str, Any]] = []
         self.throttle: dict[str, list[float]] = {}
+        self.channels: dict[str, dict[str, Any]] = {CHANNEL_ID: channel_payload(CHANNEL_ID)}
+        self.forbidden: set[str] = set()
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._changed = asyncio.Condition()
         self._ids = itertools.count(800_000_000_000_000_000)
@@ -86,6 +89,19 @@ class FakeDiscord:
     def throttle_next(self, path_part: str, retry_after: float) -> None:
         """Answer the next request whose path contains ``path_part`` with a 429."""
         self.throttle.setdefault(path_part, []).append(retry_after)
+
+    def add_channel(self, channel_id: str, kind: int = 0, name: str = "digests") -> None:
+        """Serve a channel the gateway did not announce (type 0 text, 4 category, 15 forum)."""
+        self.channels[channel_id] = channel_payload(channel_id, kind, name)
+
+    def forbid(self, channel_id: str) -> None:
+        """Answer reads of and posts to ``channel_id`` with 403 Missing Access."""
+        self.forbidden.add(channel_id)
+
+    def messages(self, channel_id: str) -> list[Request]:
+        """The messages posted to ``channel_id``, in order (refused ones included)."""
+        path = f"/channels/{channel_id}/messages"
+        return [r for r in self.requests if r.method == "POST" and r.path == path]
 
     async def wait_for(
         self, predicate: Callable[[list[Request]], bool], timeout: float = 15.0
@@ -231,7 +247,26 @@ class FakeDiscord:
             return _json(self._message(request))
         if path.startswith("/webhooks/") and method in ("PATCH", "GET"):
             return _json(self._message(request))
+        if path.startswith("/channels/"):
+            return self._channel(request)
         return _json({"message": f"404: Not Found ({method} {path})", "code": 0}, status=404)
+
+    def _channel(self, request: Request) -> web.Response:
+        parts = request.path.split("/")  # "", "channels", id[, "messages"]
+        channel_id, rest = parts[2], parts[3:]
+        if channel_id in self.forbidden:
+            return _json({"message": "Missing Access", "code": 50001}, status=403)
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        if request.method == "GET" and not rest:
+            return _json(channel)
+        if request.method == "POST" and rest == ["messages"]:
+            message = self._message(request)
+            message.update(channel_id=channel_id, type=0, content=message["content"] or "")
+            del message["webhook_id"], message["application_id"]
+            return _json(message)
+        return _json({"message": "405: Method Not Allowed", "code": 0}, status=405)
 
     def _message(self, request: Request) -> dict[str, Any]:
         body = request.payload
@@ -314,6 +349,18 @@ def bot_user() -> dict[str, Any]:
     }
 
 
+def channel_payload(channel_id: str, kind: int = 0, name: str = "general") -> dict[str, Any]:
+    """A guild channel: type 0 text, 4 category, 15 forum."""
+    return {
+        "id": channel_id,
+        "type": kind,
+        "name": name,
+        "position": 0,
+        "permission_overwrites": [],
+        "guild_id": GUILD_ID,
+    }
+
+
 def human(user_id: str = "740000000000000005", name: str = "ada") -> dict[str, Any]:
     return {
         "id": user_id,
@@ -359,16 +406,7 @@ def guild_payload() -> dict[str, Any]:
             {**role, "id": GUILD_ID, "name": "@everyone"},
             {**role, "id": ADMIN_ROLE, "name": "lens-admin", "position": 1},
         ],
-        "channels": [
-            {
-                "id": CHANNEL_ID,
-                "type": 0,
-                "name": "general",
-                "position": 0,
-                "permission_overwrites": [],
-                "guild_id": GUILD_ID,
-            }
-        ],
+        "channels": [channel_payload(CHANNEL_ID)],
         "members": [],
         "emojis": [],
         "stickers": [],

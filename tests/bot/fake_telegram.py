@@ -2,7 +2,9 @@
 
 It speaks the real wire protocol that python-telegram-bot uses: form or multipart POSTs to
 ``/bot<token>/<method>``, ``{"ok": ..., "result": ...}`` answers, long-polled ``getUpdates``,
-and file downloads from ``/file/bot<token>/<path>``.
+and file downloads from ``/file/bot<token>/<path>``. Uploads arrive as PTB sends them: a
+photo or document as its own part (``photo``, ``document``), an album's items as a JSON
+``media`` list whose ``attach://<name>`` references point at the parts.
 """
 
 from __future__ import annotations
@@ -29,15 +31,41 @@ class Call:
     method: str
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
+    filenames: dict[str, str] = field(default_factory=dict)
 
     @property
-    def chat_id(self) -> int | None:
+    def chat_id(self) -> int | str | None:
+        """The numeric chat id, or a ``@channelusername`` as sent."""
         value = self.params.get("chat_id")
-        return None if value is None else int(value)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            return str(value)
 
     @property
     def text(self) -> str:
-        return str(self.params.get("text") or self.params.get("caption") or "")
+        """The message text, or the caption (an album's is on its first item)."""
+        text = self.params.get("text") or self.params.get("caption")
+        if text is None and self.media:
+            text = self.media[0].get("caption")
+        return str(text or "")
+
+    @property
+    def media(self) -> list[dict[str, Any]]:
+        """sendMediaGroup's items as sent, each with its upload's ``"data"`` and ``"filename"``."""
+        raw = self.params.get("media")
+        items = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(items, list):
+            return []
+        resolved = []
+        for item in items:
+            part = str(item.get("media")).removeprefix("attach://")
+            resolved.append(
+                {**item, "data": self.files.get(part), "filename": self.filenames.get(part)}
+            )
+        return resolved
 
 
 class FakeBotApi:
@@ -47,6 +75,7 @@ class FakeBotApi:
         self.calls: list[Call] = []
         self.files: dict[str, bytes] = {}
         self.flood: dict[str, list[int]] = {}
+        self.failures: dict[str, list[tuple[int, str, dict[str, Any] | None]]] = {}
         self._updates: list[dict[str, Any]] = []
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
@@ -86,6 +115,17 @@ class FakeBotApi:
         """Answer the next ``method`` call with 429 Too Many Requests."""
         self.flood.setdefault(method, []).append(retry_after)
 
+    def fail_next(
+        self,
+        method: str,
+        status: int,
+        description: str,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Answer the next ``method`` call with a Bot API error, e.g. ``403, "Forbidden: bot
+        was kicked from the supergroup chat"`` or ``400, "Bad Request: chat not found"``."""
+        self.failures.setdefault(method, []).append((status, description, parameters))
+
     async def wait_for(
         self, predicate: Callable[[list[Call]], bool], timeout: float = 15.0
     ) -> list[Call]:
@@ -112,10 +152,10 @@ class FakeBotApi:
         if request.match_info["token"] != TOKEN:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
-        params, files = await _read_params(request)
+        params, files, filenames = await _read_params(request)
         if method == "getUpdates":
             return _ok(await self._get_updates(params))
-        call = Call(method, params, files)
+        call = Call(method, params, files, filenames)
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
@@ -125,6 +165,9 @@ class FakeBotApi:
             return _error(
                 429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
             )
+        failures = self.failures.get(method)
+        if failures:
+            return _error(*failures.pop(0))
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             return _ok(True)
@@ -184,12 +227,46 @@ class FakeBotApi:
             message["caption"] = call.params["caption"]
         return message
 
+    def _api_sendDocument(self, call: Call) -> dict[str, Any]:
+        data = call.files.get("document", b"")
+        document = {
+            "file_id": f"sent-document-{len(data)}",
+            "file_unique_id": f"sent-document-{len(data)}",
+            "file_name": call.filenames.get("document", "document"),
+            "file_size": len(data),
+        }
+        message = {**self._sent_message(call), "document": document}
+        if call.params.get("caption"):
+            message["caption"] = call.params["caption"]
+        return message
+
+    def _api_sendMediaGroup(self, call: Call) -> list[dict[str, Any]]:
+        group = f"album-{next(self._ids)}"
+        messages: list[dict[str, Any]] = []
+        for item in call.media:
+            photo = {
+                "file_id": f"sent-photo-{group}-{len(messages)}",
+                "file_unique_id": f"sent-photo-{group}-{len(messages)}",
+                "width": 640,
+                "height": 320,
+                "file_size": len(item["data"] or b""),
+            }
+            message = {**self._sent_message(call), "media_group_id": group, "photo": [photo]}
+            if item.get("caption"):
+                message["caption"] = item["caption"]
+            messages.append(message)
+        return messages
+
     def _sent_message(self, call: Call) -> dict[str, Any]:
         chat_id = call.chat_id or 0
+        if isinstance(chat_id, str):  # a @channelusername
+            chat = {"id": -1_009_999_999_999, "type": "channel", "username": chat_id[1:]}
+        else:
+            chat = {"id": chat_id, "type": "private" if chat_id > 0 else "group"}
         return {
             "message_id": next(self._ids) + 10_000,
             "date": int(time.time()),
-            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+            "chat": chat,
             "from": {
                 "id": BOT_ID,
                 "is_bot": True,
@@ -208,24 +285,29 @@ class FakeBotApi:
         return web.Response(body=data, content_type="application/octet-stream")
 
 
-async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+async def _read_params(
+    request: web.Request,
+) -> tuple[dict[str, Any], dict[str, bytes], dict[str, str]]:
+    """The call's parameters, its uploaded parts' bytes and their file names, by part name."""
     params: dict[str, Any] = dict(request.query)
     files: dict[str, bytes] = {}
+    filenames: dict[str, str] = {}
     if request.content_type == "application/json":
         params.update(await request.json())
-        return params, files
+        return params, files, filenames
     if request.can_read_body:
         form = await request.post()
         for key, value in form.items():
             if isinstance(value, web.FileField):
                 files[key] = value.file.read()
+                filenames[key] = value.filename
             else:
                 params[key] = str(value)
     # PTB uploads files as attach://<name> references to separate parts.
     for key, value in list(params.items()):
         if isinstance(value, str) and value.startswith("attach://"):
             files[key] = files.get(value.removeprefix("attach://"), b"")
-    return params, files
+    return params, files, filenames
 
 
 def _ok(result: Any) -> web.Response:

@@ -13,12 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.app import open_store
 from core.demo.samples import draw_critter, write_sample_dataset
-from core.imaging.decode import ImageLimits
-from core.ingest.service import ingest
-from core.search.indexing import build_index
+from core.imaging.workers import ImageDecoder
 from tests.datasets import make_settings
+from tests.engines import engine_for
 from tests.fakes import FakeEmbedder, WrappingEmbedder
 
 CRITTERS = "lens-critters"
@@ -90,7 +88,7 @@ def screenshot_png(token: int, library: Library, scale: int = 8) -> bytes:
     return out.getvalue()
 
 
-def build_library(root: Path) -> Library:
+def build_library(root: Path, decoder: ImageDecoder) -> Library:
     """Generate, ingest and index 24 critters (ethereum) and 3 Solana critters."""
     settings = make_settings(root)
     critters = write_sample_dataset(root / "critters", count=24)
@@ -98,14 +96,10 @@ def build_library(root: Path) -> Library:
     meta["contract"] = CRITTERS_CONTRACT
     (critters / "collection.json").write_text(json.dumps(meta))
     solana = _write_solana(root / "solana")
-    store = open_store(settings)
-    try:
-        limits = ImageLimits(settings.images.max_bytes, settings.images.max_pixels)
+    with engine_for(settings, decoder, embedder=FakeEmbedder()) as engine:
         for dataset in (critters, solana):
-            ingest(dataset, store, settings.data_dir, limits)
-        build_index(store, FakeEmbedder(), settings, progress=False)
-    finally:
-        store.close()
+            engine.ingester.ingest(dataset, progress=False)
+        engine.indexer.run(progress=False)
     return Library(root, critters)
 
 

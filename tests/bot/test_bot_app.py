@@ -10,7 +10,7 @@ from pathlib import Path
 
 from discord.http import Route
 
-from bot.app import NO_FRONT_END, front_end_names, run_front_ends
+from bot.app import NO_FRONT_END, front_end_names, run_bot
 from bot.commands import LensCommands
 from core.config import Secrets
 from tests.bot import fake_discord, fake_telegram
@@ -47,7 +47,7 @@ async def test_both_front_ends_share_one_loop_and_one_engine(
     stop = asyncio.Event()
     base = Route.BASE
     try:
-        running = asyncio.create_task(run_front_ends(lens, secrets, stop))
+        running = asyncio.create_task(run_bot(lens, secrets, stop))
         await discord.wait_for(lambda requests: any(r.method == "PUT" for r in requests))
         await telegram.wait_for(lambda calls: any(c.method == "setMyCommands" for c in calls))
         await telegram.push(update(300, text="/collections"))
@@ -66,7 +66,7 @@ async def test_both_front_ends_share_one_loop_and_one_engine(
     assert base == Route.BASE
 
 
-async def run_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+async def start_bot_process(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -97,7 +97,7 @@ def bot_env(library: Library, tmp_path: Path, **extra: str) -> dict[str, str]:
 async def test_without_tokens_it_says_what_to_do_and_exits(
     library: Library, tmp_path: Path
 ) -> None:
-    process = await run_bot(bot_env(library, tmp_path), ROOT)
+    process = await start_bot_process(bot_env(library, tmp_path), ROOT)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
 
     assert process.returncode == 2
@@ -114,7 +114,7 @@ async def test_sigterm_stops_a_running_bot_cleanly_and_the_token_never_shows(
         library, tmp_path, TELEGRAM_BOT_TOKEN=fake_telegram.TOKEN, NFTLENS_TELEGRAM_API=api.root
     )
     try:
-        process = await run_bot(env, ROOT)
+        process = await start_bot_process(env, ROOT)
         await api.wait_for(
             lambda calls: any(c.method == "setMyCommands" for c in calls), timeout=60
         )

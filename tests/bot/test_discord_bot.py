@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import discord
-import pytest
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
@@ -28,16 +27,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DEFERRED = 5  # InteractionResponseType.deferred_channel_message
 MESSAGE = 4  # InteractionResponseType.channel_message
 AUTOCOMPLETE = 8  # InteractionResponseType.autocomplete_result
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @asynccontextmanager

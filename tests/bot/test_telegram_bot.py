@@ -19,16 +19,6 @@ from tests.bot.fakes import CRITTERS, CRITTERS_CONTRACT, Library, screenshot_png
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    fake = FakeBotApi()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
 @asynccontextmanager
 async def telegram(
     api: FakeBotApi, lens: LensCommands, admins: tuple[int, ...] = ()

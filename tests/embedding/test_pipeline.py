@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.embedding.pipeline import embed_stream
-from core.errors import BrokenImage
+from core.errors import BrokenImage, LensError
 from tests.fakes import FakeEmbedder
 
 
@@ -17,11 +17,15 @@ def image_for(item: int) -> np.ndarray:
     return rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
 
 
+def images_for(items: list[int]) -> list[np.ndarray | LensError]:
+    return [image_for(item) for item in items]
+
+
 def test_batches_come_back_in_order_with_the_same_vectors_as_direct_calls() -> None:
     embedder = FakeEmbedder()
     items = list(range(23))
 
-    batches = list(embed_stream(embedder, items, image_for, batch_size=5, workers=2))
+    batches = list(embed_stream(embedder, items, images_for, batch_size=5))
 
     assert [b.items for b in batches] == [items[i : i + 5] for i in range(0, 23, 5)]
     vectors = np.concatenate([b.vectors for b in batches])
@@ -30,10 +34,13 @@ def test_batches_come_back_in_order_with_the_same_vectors_as_direct_calls() -> N
 
 
 def test_an_item_that_fails_to_load_is_reported_and_the_rest_embedded() -> None:
-    def load(item: int) -> np.ndarray:
-        if item in (3, 7):
-            raise BrokenImage("The image file is damaged or truncated.")
-        return image_for(item)
+    def load(items: list[int]) -> list[np.ndarray | LensError]:
+        return [
+            BrokenImage("The image file is damaged or truncated.")
+            if item in (3, 7)
+            else image_for(item)
+            for item in items
+        ]
 
     batches = list(embed_stream(FakeEmbedder(), list(range(10)), load, batch_size=4))
 
@@ -45,8 +52,8 @@ def test_an_item_that_fails_to_load_is_reported_and_the_rest_embedded() -> None:
 
 
 def test_a_batch_where_everything_failed_yields_no_vectors() -> None:
-    def load(item: int) -> np.ndarray:
-        raise BrokenImage("The image file is damaged or truncated.")
+    def load(items: list[int]) -> list[np.ndarray | LensError]:
+        return [BrokenImage("The image file is damaged or truncated.") for _ in items]
 
     batches = list(embed_stream(FakeEmbedder(), [1, 2], load, batch_size=2))
 
@@ -54,7 +61,7 @@ def test_a_batch_where_everything_failed_yields_no_vectors() -> None:
 
 
 def test_an_unexpected_error_in_the_decoder_reaches_the_caller() -> None:
-    def load(item: int) -> np.ndarray:
+    def load(items: list[int]) -> list[np.ndarray | LensError]:
         raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError, match="disk on fire"):
@@ -64,9 +71,9 @@ def test_an_unexpected_error_in_the_decoder_reaches_the_caller() -> None:
 def test_closing_the_stream_early_stops_the_decoding_thread() -> None:
     loaded: list[int] = []
 
-    def load(item: int) -> np.ndarray:
-        loaded.append(item)
-        return image_for(item)
+    def load(items: list[int]) -> list[np.ndarray | LensError]:
+        loaded.extend(items)
+        return images_for(items)
 
     stream = embed_stream(FakeEmbedder(), list(range(1000)), load, batch_size=4)
     next(stream)

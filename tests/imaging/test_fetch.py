@@ -1,4 +1,4 @@
-"""HttpImageFetcher against a real loopback server: schemes, SSRF guard, redirects and caps."""
+"""HttpImageFetcher against a real loopback server: URL rules, SSRF guard, redirects, caps."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -20,6 +21,10 @@ from tests.fakes import FakeImageFetcher
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 CAP = 1024
 CID = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
+CID_V1_BASE32 = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
+CID_V1_BASE36 = "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8"
+CID_V1_BASE58 = "zdj7WWeQ43G6JJvLWQWZpyHuAMq6uYWRjkBXFad11vE2LHhQ7"
+SECRET = "hunter2"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -36,12 +41,12 @@ class Origin:
         assert self.server.port is not None
         return self.server.port
 
-    @property
-    def host_key(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def gateway_limits(self) -> FetchLimits:
+        """Limits for this server as the configured IPFS gateway, trusted for /ipfs/ only."""
+        return FetchLimits(ipfs_gateway=self.url("/"), trusted_roots=(self.url("/ipfs/"),))
 
 
 def build_app(seen: list[str], release: asyncio.Event) -> web.Application:
@@ -65,6 +70,12 @@ def build_app(seen: list[str], release: asyncio.Event) -> web.Application:
 
         return handler
 
+    async def redirect_to_query(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query["to"])
+
+    async def admin(request: web.Request) -> web.Response:
+        return web.Response(text="the gateway's admin page")
+
     async def declared_big(request: web.Request) -> web.Response:
         return web.Response(body=bytes(5 * CAP), content_type="image/png")
 
@@ -83,6 +94,10 @@ def build_app(seen: list[str], release: asyncio.Event) -> web.Application:
 
     app = web.Application(middlewares=[record])
     app.router.add_get("/image.png", image)
+    app.router.add_get("/admin", admin)
+    # Registered before the catch-all so a trusted gateway can redirect from inside /ipfs/.
+    app.router.add_get("/ipfs/{cid}/to-admin", redirect_to("/admin"))
+    app.router.add_get("/ipfs/{cid}/redirect", redirect_to_query)
     app.router.add_get("/ipfs/{tail:.+}", image)
     app.router.add_get("/hop/{left:\\d+}", hop)
     app.router.add_get("/loop", redirect_to("/loop"))
@@ -150,24 +165,182 @@ async def test_fetches_bytes_from_loopback_when_private_addresses_are_allowed(
     assert await fetcher.fetch(origin.url("/image.png")) == IMAGE
 
 
-async def test_allow_hosts_exempts_exactly_that_server(
+async def test_fetched_body_is_immutable_bytes(
     origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
 ) -> None:
-    fetcher = make_fetcher(FetchLimits(allow_hosts=frozenset({origin.host_key})))
+    body = await make_fetcher(FetchLimits(allow_private=True)).fetch(origin.url("/image.png"))
 
-    assert await fetcher.fetch(origin.url("/image.png")) == IMAGE
-    with pytest.raises(UrlRefused):
-        await fetcher.fetch(f"http://127.0.0.1:{origin.port + 1}/image.png")
+    assert type(body) is bytes
 
 
-@pytest.mark.parametrize("url", [f"ipfs://{CID}/art/7.png", f"ipfs://ipfs/{CID}/art/7.png"])
-async def test_ipfs_urls_are_fetched_through_the_gateway_with_the_cid_intact(
-    url: str, origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
+async def test_a_trusted_root_exempts_exactly_that_server_and_path(
+    origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
 ) -> None:
-    limits = FetchLimits(ipfs_gateway=origin.url("/"), allow_hosts=frozenset({origin.host_key}))
+    fetcher = make_fetcher(FetchLimits(trusted_roots=(origin.url("/ipfs/"),)))
 
-    assert await make_fetcher(limits).fetch(url) == IMAGE
-    assert origin.seen == [f"/ipfs/{CID}/art/7.png"]
+    assert await fetcher.fetch(origin.url(f"/ipfs/{CID}")) == IMAGE
+    with pytest.raises(UrlRefused, match=r"loopback address \(127\.0\.0\.1\)"):
+        await fetcher.fetch(origin.url("/image.png"))
+    with pytest.raises(UrlRefused):
+        await fetcher.fetch(f"http://127.0.0.1:{origin.port + 1}/ipfs/{CID}")
+    assert origin.seen == [f"/ipfs/{CID}"]
+
+
+@pytest.mark.parametrize(
+    "root", ["http://h.example/ipfs", "ftp://h.example/ipfs/", "/ipfs/", "http://u:p@h.example/"]
+)
+def test_a_trusted_root_must_be_an_http_url_ending_in_a_slash(root: str) -> None:
+    with pytest.raises(ValueError, match="A trusted root must be an http"):
+        FetchLimits(trusted_roots=(root,))
+
+
+# ipfs:// URLs
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        (f"ipfs://{CID}/art/7.png", f"/ipfs/{CID}/art/7.png"),
+        (f"ipfs://ipfs/{CID}/art/7.png", f"/ipfs/{CID}/art/7.png"),
+        (f"ipfs:///ipfs/{CID}/art/7.png", f"/ipfs/{CID}/art/7.png"),
+        (f"IPFS://{CID}", f"/ipfs/{CID}"),
+        (f"ipfs://{CID}/art/7.png?filename=x.png#top", f"/ipfs/{CID}/art/7.png"),
+        (f"ipfs://{CID}/my art/%C3%BC 1.png", f"/ipfs/{CID}/my%20art/%C3%BC%201.png"),
+        (f"ipfs://{CID_V1_BASE32}/7.png", f"/ipfs/{CID_V1_BASE32}/7.png"),
+        (f"ipfs://{CID_V1_BASE36}/a/b.png", f"/ipfs/{CID_V1_BASE36}/a/b.png"),
+        (f"ipfs://{CID_V1_BASE58}/", f"/ipfs/{CID_V1_BASE58}/"),
+    ],
+)
+async def test_ipfs_urls_are_fetched_through_a_trusted_gateway_with_the_cid_intact(
+    url: str, path: str, origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
+) -> None:
+    assert await make_fetcher(origin.gateway_limits()).fetch(url) == IMAGE
+    assert origin.seen == [path]
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ipfs://../../admin", "That is not a valid IPFS address."),
+        ("ipfs://ipfs/../admin", "That is not a valid IPFS address."),
+        ("ipfs://Qm123/a.png", "That is not a valid IPFS address."),
+        (f"ipfs://{CID[:-1]}0", "That is not a valid IPFS address."),
+        (f"ipfs://{CID_V1_BASE32.upper()}", "That is not a valid IPFS address."),
+        (f"ipfs://{CID_V1_BASE32}!", "That is not a valid IPFS address."),
+        (f"ipfs://{CID_V1_BASE32[:20]}", "That is not a valid IPFS address."),
+        (f"ipfs://user:{SECRET}@{CID}", "That is not a valid IPFS address."),
+        (f"ipfs://{CID}/../../admin", "The path in that IPFS address cannot be fetched."),
+        (f"ipfs://{CID}/./a.png", "The path in that IPFS address cannot be fetched."),
+        (f"ipfs://{CID}/%2e%2e/%2e%2e/admin", "The path in that IPFS address cannot be fetched."),
+        (f"ipfs://{CID}/%2E%2E;x/admin", "The path in that IPFS address cannot be fetched."),
+        (f"ipfs://{CID}/%252e%252e/admin", "The path in that IPFS address cannot be fetched."),
+        (f"ipfs://{CID}/a%2fb", "The path in that IPFS address cannot be fetched."),
+        (f"ipfs://{CID}/a%5Cb", "The path in that IPFS address cannot be fetched."),
+        (f"ipfs://{CID}/a//b.png", "The path in that IPFS address cannot be fetched."),
+        (f"ipfs://{CID}/a%00.png", "The path in that IPFS address cannot be fetched."),
+        (f"ipfs://{CID}/a%0d%0aHost:x", "The path in that IPFS address cannot be fetched."),
+        (f"ipfs://{CID}/%ff.png", "The path in that IPFS address cannot be fetched."),
+    ],
+)
+async def test_bad_ipfs_addresses_are_refused_before_any_request(
+    url: str, why: str, origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
+) -> None:
+    with pytest.raises(FetchError) as caught:
+        await make_fetcher(origin.gateway_limits()).fetch(url)
+
+    assert str(caught.value) == why
+    assert not isinstance(caught.value, UrlRefused)
+    assert origin.seen == []
+
+
+# A trusted gateway, trusted for /ipfs/ only
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin", "/image.png", "/ipfs/%2e%2e/admin", "/ipfs/..%2fadmin", "/ipfs/..;/admin", "/ipfs"],
+)
+async def test_other_paths_on_a_trusted_gateway_are_checked_like_any_host(
+    path: str, origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
+) -> None:
+    with pytest.raises(UrlRefused, match=r"points at a loopback address \(127\.0\.0\.1\)"):
+        await make_fetcher(origin.gateway_limits()).fetch(origin.url(path))
+    assert origin.seen == []
+
+
+async def test_gateway_redirect_out_of_ipfs_on_itself_is_refused(
+    origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
+) -> None:
+    with pytest.raises(UrlRefused, match=r"points at a loopback address \(127\.0\.0\.1\)"):
+        await make_fetcher(origin.gateway_limits()).fetch(f"ipfs://{CID}/to-admin")
+    assert origin.seen == [f"/ipfs/{CID}/to-admin"]
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["/admin", "../../admin", "/ipfs/%2e%2e/admin", "/ipfs/..%2fadmin", "/ipfs/%252e%252e/admin"],
+)
+async def test_gateway_redirect_that_escapes_ipfs_by_encoding_is_refused(
+    location: str, origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
+) -> None:
+    start = f"/ipfs/{CID}/redirect?to={quote(location, safe='/')}"
+
+    with pytest.raises(UrlRefused, match=r"points at a loopback address \(127\.0\.0\.1\)"):
+        await make_fetcher(origin.gateway_limits()).fetch(origin.url(start))
+    assert origin.seen == [start]
+
+
+async def test_gateway_redirect_within_ipfs_on_itself_is_followed(
+    origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
+) -> None:
+    start = f"/ipfs/{CID}/redirect?to=/ipfs/{CID_V1_BASE32}/7.png"
+
+    assert await make_fetcher(origin.gateway_limits()).fetch(origin.url(start)) == IMAGE
+    assert origin.seen == [start, f"/ipfs/{CID_V1_BASE32}/7.png"]
+
+
+async def test_resolver_trusts_a_root_host_on_its_port_only() -> None:
+    limits = FetchLimits(trusted_roots=("http://ipfs-node.lan:8080/ipfs/",))
+    resolver = GuardedResolver(limits, inner=ScriptedResolver("10.0.0.5"))
+
+    [result] = await resolver.resolve("ipfs-node.lan", 8080)
+    assert result["host"] == "10.0.0.5"
+    with pytest.raises(UrlRefused, match="private network address"):
+        await resolver.resolve("ipfs-node.lan", 80)
+
+
+# Credentials
+
+
+@pytest.mark.parametrize(
+    "userinfo", [f"user:{SECRET}", "user", f":{SECRET}", f"user:{SECRET.upper()}"]
+)
+async def test_urls_with_credentials_are_refused_without_contacting_the_server(
+    userinfo: str, origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
+) -> None:
+    url = f"http://{userinfo}@127.0.0.1:{origin.port}/image.png"
+
+    with pytest.raises(UrlRefused) as caught:
+        await make_fetcher(FetchLimits(allow_private=True)).fetch(url)
+
+    assert str(caught.value) == "URLs that carry a user name or password are not fetched."
+    assert origin.seen == []
+
+
+async def test_redirect_to_a_url_with_credentials_is_refused(
+    origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
+) -> None:
+    start = f"/ipfs/{CID}/redirect?to=http://user:{SECRET}@127.0.0.1:{origin.port}/image.png"
+
+    with pytest.raises(UrlRefused) as caught:
+        await make_fetcher(FetchLimits(allow_private=True)).fetch(origin.url(start))
+
+    assert str(caught.value) == (
+        "The server at 127.0.0.1 redirected to a URL with a user name or password, "
+        "which is not fetched."
+    )
+    assert SECRET not in str(caught.value)
+    assert origin.seen == [start]
 
 
 # Address guard
@@ -264,7 +437,7 @@ async def test_other_schemes_are_refused_even_when_private_addresses_are_allowed
 async def test_redirects_are_followed_up_to_the_limit(
     origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
 ) -> None:
-    fetcher = make_fetcher(FetchLimits(max_redirects=2, allow_hosts=frozenset({origin.host_key})))
+    fetcher = make_fetcher(FetchLimits(max_redirects=2, trusted_roots=(origin.url("/"),)))
 
     assert await fetcher.fetch(origin.url("/hop/2")) == IMAGE
     assert origin.seen == ["/hop/2", "/hop/1", "/hop/0"]
@@ -273,7 +446,7 @@ async def test_redirects_are_followed_up_to_the_limit(
 async def test_redirect_loop_stops_after_max_redirects(
     origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
 ) -> None:
-    fetcher = make_fetcher(FetchLimits(max_redirects=2, allow_hosts=frozenset({origin.host_key})))
+    fetcher = make_fetcher(FetchLimits(max_redirects=2, trusted_roots=(origin.url("/"),)))
 
     with pytest.raises(FetchError, match="redirected more than 2 times"):
         await fetcher.fetch(origin.url("/loop"))
@@ -283,7 +456,7 @@ async def test_redirect_loop_stops_after_max_redirects(
 async def test_redirect_to_cloud_metadata_is_refused(
     origin: Origin, make_fetcher: Callable[[FetchLimits], HttpImageFetcher]
 ) -> None:
-    fetcher = make_fetcher(FetchLimits(allow_hosts=frozenset({origin.host_key})))
+    fetcher = make_fetcher(FetchLimits(trusted_roots=(origin.url("/"),)))
 
     with pytest.raises(UrlRefused, match=r"link-local address \(169\.254\.169\.254\)"):
         await fetcher.fetch(origin.url("/to-metadata"))

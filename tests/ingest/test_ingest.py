@@ -3,33 +3,33 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from core.app import Engine
 from core.errors import DatasetError
-from core.imaging.decode import ImageLimits
-from core.ingest.service import IngestReport, ingest
-from core.storage import Store
-from tests.datasets import PUNKS_WITH_SALES, moonbirds, punks, sale_rows
-
-LIMITS = ImageLimits()
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+from core.imaging.workers import DecoderPool
+from core.ingest.service import IngestReport
+from core.storage import schema
+from tests.datasets import PUNKS_WITH_SALES, make_settings, moonbirds, punks, sale_rows
+from tests.engines import engine_for
 
 
 @pytest.fixture
-def store(data_dir: Path) -> Iterator[Store]:
-    data_dir.mkdir()
-    store = Store.open(f"sqlite:///{data_dir / 'lens.sqlite'}")
-    yield store
-    store.close()
+def engine(tmp_path: Path, database_url: str, decoder: DecoderPool) -> Iterator[Engine]:
+    settings = make_settings(tmp_path, database_url=database_url)
+    with engine_for(settings, decoder) as engine:
+        yield engine
+
+
+@pytest.fixture
+def data_dir(engine: Engine) -> Path:
+    return engine.settings.data_dir
 
 
 @pytest.fixture
@@ -37,13 +37,30 @@ def dataset(tmp_path: Path) -> Path:
     return punks(tmp_path / "punks", count=20)
 
 
-def run(dataset: Path, store: Store, data_dir: Path) -> IngestReport:
-    return ingest(dataset, store, data_dir, LIMITS)
+def run(dataset: Path, engine: Engine) -> IngestReport:
+    return engine.ingester.ingest(dataset, progress=False)
 
 
-def dump(data_dir: Path) -> list[str]:
-    with sqlite3.connect(data_dir / "lens.sqlite") as conn:
-        return list(conn.iterdump())
+def dump(engine: Engine) -> list[tuple[str, list[Any]]]:
+    """Every row of every table, in key order: equal dumps mean nothing changed."""
+    tables = []
+    with engine.storage.database.reading() as conn:
+        for table in schema.metadata.sorted_tables:
+            keys = list(table.primary_key.columns)
+            rows = conn.execute(select(table).order_by(*keys)).all()
+            tables.append((table.name, [tuple(row) for row in rows]))
+    return tables
+
+
+def counts(engine: Engine) -> dict[str, dict[str, int]]:
+    """Per collection with tokens or sales: how many of each are stored."""
+    tokens = engine.storage.catalog.token_counts()
+    sales = engine.storage.sales.counts()
+    return {
+        slug: {"tokens": tokens.get(slug, 0), "sales": sales.get(slug, 0)}
+        for slug in sorted(set(tokens) | set(sales))
+        if tokens.get(slug, 0) or sales.get(slug, 0)
+    }
 
 
 def append_tokens(dataset: Path, *lines: str) -> None:
@@ -60,10 +77,10 @@ def count_lines(path: Path) -> int:
     return len(path.read_text(encoding="utf-8").splitlines())
 
 
-def test_first_run_counts(dataset: Path, store: Store, data_dir: Path) -> None:
+def test_first_run_counts(dataset: Path, engine: Engine, data_dir: Path) -> None:
     expected_sales = sum(len(sale_rows(dataset, t)) for t in PUNKS_WITH_SALES)
 
-    report = run(dataset, store, data_dir)
+    report = run(dataset, engine)
 
     assert report.collection == "cryptopunks"
     assert report.collection_changed
@@ -71,25 +88,26 @@ def test_first_run_counts(dataset: Path, store: Store, data_dir: Path) -> None:
     assert (report.sales.read, report.sales.added, report.sales.rejected) == (9, 9, 0)
     assert expected_sales == 9
     assert report.rejected == ()
-    assert store.counts() == {"cryptopunks": {"tokens": 20, "sales": 9}}
+    assert counts(engine) == {"cryptopunks": {"tokens": 20, "sales": 9}}
     assert "tokens: 20 read, 20 added, 0 updated, 0 unchanged, 0 rejected" in report.summary()
 
 
-def test_images_are_stored_by_content_hash(dataset: Path, store: Store, data_dir: Path) -> None:
-    run(dataset, store, data_dir)
+def test_images_are_stored_by_content_hash(dataset: Path, engine: Engine, data_dir: Path) -> None:
+    run(dataset, engine)
 
-    token = store.token("cryptopunks", "7")
-    stored = data_dir / token.image_path
+    token = engine.storage.catalog.token("cryptopunks", "7")
+    stored = engine.images.path(token.image)
     assert stored.read_bytes() == (dataset / "images" / "7.png").read_bytes()
-    assert stored.name == f"{token.image_sha256}.png"
+    assert stored.name == f"{token.image.sha256}.png"
+    assert stored.is_relative_to(data_dir)
     assert not list(data_dir.rglob("*.part"))
 
 
-def test_attributes_are_stored_in_order(dataset: Path, store: Store, data_dir: Path) -> None:
-    run(dataset, store, data_dir)
+def test_attributes_are_stored_in_order(dataset: Path, engine: Engine, data_dir: Path) -> None:
+    run(dataset, engine)
 
-    token = store.token("cryptopunks", "0")
-    attributes = store.attributes([token.pk])[token.pk]
+    token = engine.storage.catalog.token("cryptopunks", "0")
+    attributes = engine.storage.catalog.attributes([token.pk])[token.pk]
     assert [(a.trait_type, a.value) for a in attributes] == [
         ("type", "Human"),
         ("skin tone", "Medium"),
@@ -100,76 +118,78 @@ def test_attributes_are_stored_in_order(dataset: Path, store: Store, data_dir: P
     ]
 
 
-def test_second_run_changes_nothing(dataset: Path, store: Store, data_dir: Path) -> None:
-    run(dataset, store, data_dir)
-    before = dump(data_dir)
+def test_second_run_changes_nothing(dataset: Path, engine: Engine, data_dir: Path) -> None:
+    run(dataset, engine)
+    before = dump(engine)
     files_before = sorted(p.relative_to(data_dir) for p in data_dir.rglob("*.png"))
 
-    report = run(dataset, store, data_dir)
+    report = run(dataset, engine)
 
     assert not report.collection_changed
     assert (report.tokens.added, report.tokens.updated, report.tokens.unchanged) == (0, 0, 20)
     assert (report.sales.added, report.sales.unchanged) == (0, 9)
-    assert dump(data_dir) == before
+    assert dump(engine) == before
     assert sorted(p.relative_to(data_dir) for p in data_dir.rglob("*.png")) == files_before
 
 
-def test_changed_attribute_updates_one_token(dataset: Path, store: Store, data_dir: Path) -> None:
-    run(dataset, store, data_dir)
+def test_changed_attribute_updates_one_token(
+    dataset: Path, engine: Engine, data_dir: Path
+) -> None:
+    run(dataset, engine)
     lines = (dataset / "tokens.jsonl").read_text(encoding="utf-8").splitlines()
     row = json.loads(lines[4])
     row["attributes"][0]["value"] = "Robot"
     lines[4] = json.dumps(row)
     (dataset / "tokens.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    report = run(dataset, store, data_dir)
+    report = run(dataset, engine)
 
     assert (report.tokens.added, report.tokens.updated, report.tokens.unchanged) == (0, 1, 19)
-    token = store.token("cryptopunks", row["token_id"])
-    assert store.attributes([token.pk])[token.pk][0].value == "Robot"
-    assert store.counts()["cryptopunks"]["tokens"] == 20
+    token = engine.storage.catalog.token("cryptopunks", row["token_id"])
+    assert engine.storage.catalog.attributes([token.pk])[token.pk][0].value == "Robot"
+    assert counts(engine)["cryptopunks"]["tokens"] == 20
 
 
-def test_changed_image_updates_the_token(dataset: Path, store: Store, data_dir: Path) -> None:
-    run(dataset, store, data_dir)
-    old = store.token("cryptopunks", "3")
+def test_changed_image_updates_the_token(dataset: Path, engine: Engine, data_dir: Path) -> None:
+    run(dataset, engine)
+    old = engine.storage.catalog.token("cryptopunks", "3")
     (dataset / "images" / "3.png").write_bytes((dataset / "images" / "4.png").read_bytes())
 
-    report = run(dataset, store, data_dir)
+    report = run(dataset, engine)
 
     assert report.tokens.updated == 1
-    new = store.token("cryptopunks", "3")
-    assert new.image_sha256 == store.token("cryptopunks", "4").image_sha256
-    assert new.image_sha256 != old.image_sha256
+    new = engine.storage.catalog.token("cryptopunks", "3")
+    assert new.image == engine.storage.catalog.token("cryptopunks", "4").image
+    assert new.image != old.image
 
 
-def test_collection_without_sales(tmp_path: Path, store: Store, data_dir: Path) -> None:
+def test_collection_without_sales(tmp_path: Path, engine: Engine, data_dir: Path) -> None:
     dataset = moonbirds(tmp_path / "birds", count=8)
     assert not (dataset / "sales.csv").exists()
 
-    report = run(dataset, store, data_dir)
+    report = run(dataset, engine)
 
     assert report.collection == "moonbirds"
     assert (report.tokens.read, report.tokens.added, report.tokens.rejected) == (8, 8, 0)
     assert (report.sales.read, report.sales.added, report.sales.rejected) == (0, 0, 0)
-    assert store.counts() == {"moonbirds": {"tokens": 8, "sales": 0}}
+    assert counts(engine) == {"moonbirds": {"tokens": 8, "sales": 0}}
 
 
 def test_two_collections_keep_apart(
-    tmp_path: Path, dataset: Path, store: Store, data_dir: Path
+    tmp_path: Path, dataset: Path, engine: Engine, data_dir: Path
 ) -> None:
-    run(dataset, store, data_dir)
-    run(moonbirds(tmp_path / "birds", count=5), store, data_dir)
+    run(dataset, engine)
+    run(moonbirds(tmp_path / "birds", count=5), engine)
 
-    assert store.counts() == {
+    assert counts(engine) == {
         "cryptopunks": {"tokens": 20, "sales": 9},
         "moonbirds": {"tokens": 5, "sales": 0},
     }
-    assert store.token_ids("moonbirds") == {"0", "1", "2", "3", "4"}
+    assert engine.storage.catalog.token_ids("moonbirds") == {"0", "1", "2", "3", "4"}
 
 
 def test_bad_token_rows_are_reported_and_skipped(
-    dataset: Path, store: Store, data_dir: Path
+    dataset: Path, engine: Engine, data_dir: Path
 ) -> None:
     (dataset / "images" / "notes.png").write_text("these are my notes", encoding="utf-8")
     (dataset.parent / "outside.png").write_bytes((dataset / "images" / "0.png").read_bytes())
@@ -187,7 +207,7 @@ def test_bad_token_rows_are_reported_and_skipped(
         '{"token_id": "105", "image": "images/2.png"}',
     )
 
-    report = run(dataset, store, data_dir)
+    report = run(dataset, engine)
 
     reasons = {(r.file, r.line): r.reason for r in report.rejected}
     assert set(reasons) == {("tokens.jsonl", first + n) for n in (0, 1, 2, 3, 4, 5, 7)}
@@ -202,25 +222,25 @@ def test_bad_token_rows_are_reported_and_skipped(
     assert str(report.rejected[0]) == f"tokens.jsonl:{first}: not valid JSON"
     assert report.tokens.read == 20 + 8
     assert (report.tokens.added, report.tokens.rejected) == (21, 7)
-    assert store.token_ids("cryptopunks") == {str(n) for n in range(20)} | {"105"}
+    assert engine.storage.catalog.token_ids("cryptopunks") == {str(n) for n in range(20)} | {"105"}
 
 
 def test_symlink_out_of_the_dataset_is_refused(
-    tmp_path: Path, dataset: Path, store: Store, data_dir: Path
+    tmp_path: Path, dataset: Path, engine: Engine, data_dir: Path
 ) -> None:
     secret = tmp_path / "secret.png"
     secret.write_bytes((dataset / "images" / "0.png").read_bytes())
     (dataset / "images" / "link.png").symlink_to(secret)
     append_tokens(dataset, '{"token_id": "200", "image": "images/link.png"}')
 
-    report = run(dataset, store, data_dir)
+    report = run(dataset, engine)
 
     assert [r.reason for r in report.rejected] == ["image path leaves the dataset directory"]
-    assert "200" not in store.token_ids("cryptopunks")
+    assert "200" not in engine.storage.catalog.token_ids("cryptopunks")
 
 
 def test_bad_sale_rows_are_reported_and_skipped(
-    dataset: Path, store: Store, data_dir: Path
+    dataset: Path, engine: Engine, data_dir: Path
 ) -> None:
     first = count_lines(dataset / "sales.csv") + 1
     tx = "0x" + "ab" * 32
@@ -233,7 +253,7 @@ def test_bad_sale_rows_are_reported_and_skipped(
         f"3,2019-01-02T03:04:05Z,2.5,eth,{tx.upper()}5,0xs,0xb",
     )
 
-    report = run(dataset, store, data_dir)
+    report = run(dataset, engine)
 
     reasons = {(r.file, r.line): r.reason for r in report.rejected}
     assert set(reasons) == {("sales.csv", first + n) for n in range(4)}
@@ -243,32 +263,33 @@ def test_bad_sale_rows_are_reported_and_skipped(
     assert "price" in reasons[("sales.csv", first + 3)]
     assert (report.sales.read, report.sales.added, report.sales.rejected) == (14, 10, 4)
     assert report.tokens.rejected == 0
-    sale = store.last_sales([store.token("cryptopunks", "3")])[store.token("cryptopunks", "3").pk]
+    token = engine.storage.catalog.token("cryptopunks", "3")
+    sale = engine.storage.sales.last_sales([token])[token.pk]
     assert (sale.price, sale.currency, sale.tx) == (2.5, "ETH", (tx + "5").lower())
     assert sale.timestamp == datetime(2019, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def test_sales_without_required_columns(dataset: Path, store: Store, data_dir: Path) -> None:
+def test_sales_without_required_columns(dataset: Path, engine: Engine, data_dir: Path) -> None:
     (dataset / "sales.csv").write_text("token_id,price\n3,1.0\n", encoding="utf-8")
 
-    report = run(dataset, store, data_dir)
+    report = run(dataset, engine)
 
     assert [str(r) for r in report.rejected] == [
         "sales.csv:1: missing columns: currency, timestamp, tx"
     ]
     assert report.tokens.added == 20
-    assert store.counts()["cryptopunks"]["sales"] == 0
+    assert counts(engine)["cryptopunks"]["sales"] == 0
 
 
 def test_sale_time_with_an_offset_keeps_its_instant(
-    dataset: Path, store: Store, data_dir: Path
+    dataset: Path, engine: Engine, data_dir: Path
 ) -> None:
     append_sales(dataset, "3,2019-01-02T12:00:00+09:00,1.0,ETH,0xfeed,0xs,0xb")
 
-    run(dataset, store, data_dir)
+    run(dataset, engine)
 
-    token = store.token("cryptopunks", "3")
-    sale = store.last_sales([token])[token.pk]
+    token = engine.storage.catalog.token("cryptopunks", "3")
+    sale = engine.storage.sales.last_sales([token])[token.pk]
     assert sale.timestamp == datetime(2019, 1, 2, 3, 0, tzinfo=UTC)
 
 
@@ -294,17 +315,17 @@ def break_dataset(dataset: Path, how: str) -> None:
     ],
 )
 def test_unusable_dataset_is_a_dataset_error(
-    dataset: Path, store: Store, data_dir: Path, how: str, message: str
+    dataset: Path, engine: Engine, data_dir: Path, how: str, message: str
 ) -> None:
     break_dataset(dataset, how)
 
     with pytest.raises(DatasetError, match=message):
-        run(dataset, store, data_dir)
-    assert store.counts() == {}
+        run(dataset, engine)
+    assert counts(engine) == {}
 
 
 def test_missing_directory_is_a_dataset_error(
-    tmp_path: Path, store: Store, data_dir: Path
+    tmp_path: Path, engine: Engine, data_dir: Path
 ) -> None:
     with pytest.raises(DatasetError, match=r"has no collection\.json"):
-        run(tmp_path / "nowhere", store, data_dir)
+        run(tmp_path / "nowhere", engine)

@@ -1,4 +1,4 @@
-"""build_index with a fake embedder: embeds what is new, resumes after a kill, skips bad files."""
+"""The indexer with a fake embedder: embeds what is new, resumes after a kill, skips bad files."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.app import open_store
+from core.app import Engine
 from core.config import Settings
+from core.embedding.embedder import Embedder
 from core.errors import IndexNotReady
 from core.imaging.canonical import canonicalise
-from core.imaging.decode import ImageLimits
-from core.ingest.service import ingest
+from core.imaging.workers import DecoderPool
 from core.search.index import VectorIndex
-from core.search.indexing import IndexCache, build_index, index_path
-from core.storage import Store
+from core.search.indexing import IndexCache, Indexer, IndexReport, index_path
+from core.storage import Storage
 from tests.datasets import make_settings, moonbirds, punks
+from tests.engines import engine_for
 from tests.fakes import FakeEmbedder, Killed, KillingEmbedder
 
 TOKENS = 20
@@ -33,158 +34,185 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def store(tmp_path: Path, settings: Settings) -> Iterator[Store]:
-    store = open_store(settings)
-    add(store, settings, punks(tmp_path / "punks", count=TOKENS))
-    yield store
-    store.close()
+def engine(tmp_path: Path, settings: Settings, decoder: DecoderPool) -> Iterator[Engine]:
+    with engine_for(settings, decoder) as engine:
+        add(engine, punks(tmp_path / "punks", count=TOKENS))
+        yield engine
 
 
-def add(store: Store, settings: Settings, dataset: Path) -> None:
-    report = ingest(dataset, store, settings.data_dir, ImageLimits())
+@pytest.fixture
+def store(engine: Engine) -> Storage:
+    return engine.storage
+
+
+def add(engine: Engine, dataset: Path) -> None:
+    report = engine.ingester.ingest(dataset, progress=False)
     assert report.rejected == ()
+
+
+def build_index(engine: Engine, embedder: Embedder, collection: str | None = None) -> IndexReport:
+    """One ``index`` run of the engine's indexer, with this embedder."""
+    indexer = Indexer(
+        catalog=engine.storage.catalog,
+        vectors=engine.storage.vectors,
+        images=engine.images,
+        decoder=engine.decoder,
+        embedder=embedder,
+        settings=engine.settings,
+    )
+    return indexer.run(collection, progress=False)
 
 
 def index_file(settings: Settings) -> Path:
     return index_path(settings.data_dir, FakeEmbedder.key)
 
 
-def test_first_run_embeds_everything(store: Store, settings: Settings) -> None:
+def test_first_run_embeds_everything(engine: Engine, store: Storage, settings: Settings) -> None:
     embedder = FakeEmbedder()
 
-    report = build_index(store, embedder, settings, progress=False)
+    report = build_index(engine, embedder)
 
     assert (report.embedded, report.failed, report.indexed, report.kind) == (20, 0, 20, "exact")
     assert embedder.images == TOKENS
     assert embedder.calls == TOKENS // BATCH
     index = VectorIndex.load(index_file(settings))
     assert len(index) == TOKENS and index.dim == FakeEmbedder.dim
-    assert set(np.asarray(store.embeddings(FakeEmbedder.key)[0]).tolist()) == set(
-        store.token_pks().tolist()
+    assert set(np.asarray(store.vectors.vectors(FakeEmbedder.key)[0]).tolist()) == set(
+        store.catalog.token_pks().tolist()
     )
 
 
 def test_stored_vector_is_the_embedding_of_the_canonical_image(
-    store: Store, settings: Settings
+    engine: Engine, store: Storage, settings: Settings
 ) -> None:
-    build_index(store, FakeEmbedder(), settings, progress=False)
-    token = store.token("cryptopunks", "5")
+    build_index(engine, FakeEmbedder())
+    token = store.catalog.token("cryptopunks", "5")
 
     stored = VectorIndex.load(index_file(settings)).vector(token.pk)
 
     canonical = canonicalise(
-        Image.open(settings.data_dir / token.image_path), 32, settings.images.background_rgb
+        Image.open(engine.images.path(token.image)), 32, settings.images.background_rgb
     )
     np.testing.assert_allclose(stored, FakeEmbedder().embed_batch(canonical[None])[0], atol=1e-6)  # type: ignore[arg-type]
 
 
-def test_second_run_embeds_nothing(store: Store, settings: Settings) -> None:
-    build_index(store, FakeEmbedder(), settings, progress=False)
+def test_second_run_embeds_nothing(engine: Engine, store: Storage, settings: Settings) -> None:
+    build_index(engine, FakeEmbedder())
     again = FakeEmbedder()
 
-    report = build_index(store, again, settings, progress=False)
+    report = build_index(engine, again)
 
     assert (report.embedded, report.failed, report.indexed) == (0, 0, TOKENS)
     assert again.calls == 0
     assert len(VectorIndex.load(index_file(settings))) == TOKENS
 
 
-def test_second_run_leaves_a_complete_index_file_alone(store: Store, settings: Settings) -> None:
-    build_index(store, FakeEmbedder(), settings, progress=False)
+def test_second_run_leaves_a_complete_index_file_alone(
+    engine: Engine, store: Storage, settings: Settings
+) -> None:
+    build_index(engine, FakeEmbedder())
     before = index_file(settings).stat().st_mtime_ns
 
-    build_index(store, FakeEmbedder(), settings, progress=False)
+    build_index(engine, FakeEmbedder())
 
     assert index_file(settings).stat().st_mtime_ns == before
 
 
 def test_a_damaged_index_file_is_rebuilt_even_with_nothing_to_embed(
-    store: Store, settings: Settings
+    engine: Engine, store: Storage, settings: Settings
 ) -> None:
-    build_index(store, FakeEmbedder(), settings, progress=False)
+    build_index(engine, FakeEmbedder())
     index_file(settings).write_bytes(b"not a faiss index")
 
-    report = build_index(store, FakeEmbedder(), settings, progress=False)
+    report = build_index(engine, FakeEmbedder())
 
     assert report.indexed == TOKENS
     assert len(VectorIndex.load(index_file(settings))) == TOKENS
 
 
-def test_rerun_after_a_kill_redoes_at_most_one_batch(store: Store, settings: Settings) -> None:
+def test_rerun_after_a_kill_redoes_at_most_one_batch(
+    engine: Engine, store: Storage, settings: Settings
+) -> None:
     killer = KillingEmbedder(FakeEmbedder(), after_batches=2)
 
     with pytest.raises(Killed):
-        build_index(store, killer, settings, progress=False)
+        build_index(engine, killer)
 
     assert killer.inner.images == 2 * BATCH
-    assert len(store.embeddings(FakeEmbedder.key)[0]) == 2 * BATCH
+    assert len(store.vectors.vectors(FakeEmbedder.key)[0]) == 2 * BATCH
     assert not index_file(settings).exists()
 
     resumed = FakeEmbedder()
-    report = build_index(store, resumed, settings, progress=False)
+    report = build_index(engine, resumed)
 
     assert resumed.images == TOKENS - 2 * BATCH
     assert (report.embedded, report.indexed) == (TOKENS - 2 * BATCH, TOKENS)
     assert len(VectorIndex.load(index_file(settings))) == TOKENS
 
 
-def test_a_corrupt_stored_image_fails_alone(store: Store, settings: Settings) -> None:
-    broken = store.token("cryptopunks", "6")
-    (settings.data_dir / broken.image_path).write_bytes(b"not a png any more")
+def test_a_corrupt_stored_image_fails_alone(
+    engine: Engine, store: Storage, settings: Settings
+) -> None:
+    broken = store.catalog.token("cryptopunks", "6")
+    engine.images.path(broken.image).write_bytes(b"not a png any more")
 
-    report = build_index(store, FakeEmbedder(), settings, progress=False)
+    report = build_index(engine, FakeEmbedder())
 
     assert (report.embedded, report.failed, report.indexed) == (TOKENS - 1, 1, TOKENS - 1)
     index = VectorIndex.load(index_file(settings))
     assert index.vector(broken.pk) is None
-    assert [t.token_id for t in store.tokens_to_embed(FakeEmbedder.key)] == ["6"]
+    assert [t.token_id for t in store.vectors.tokens_to_embed(FakeEmbedder.key)] == ["6"]
 
 
-def test_a_missing_stored_image_fails_alone(store: Store, settings: Settings) -> None:
-    gone = store.token("cryptopunks", "11")
-    (settings.data_dir / gone.image_path).unlink()
+def test_a_missing_stored_image_fails_alone(
+    engine: Engine, store: Storage, settings: Settings
+) -> None:
+    gone = store.catalog.token("cryptopunks", "11")
+    engine.images.path(gone.image).unlink()
 
-    report = build_index(store, FakeEmbedder(), settings, progress=False)
+    report = build_index(engine, FakeEmbedder())
 
     assert (report.embedded, report.failed, report.indexed) == (TOKENS - 1, 1, TOKENS - 1)
 
 
 def test_changed_image_is_embedded_again_and_not_duplicated(
-    tmp_path: Path, store: Store, settings: Settings
+    tmp_path: Path, engine: Engine, store: Storage, settings: Settings
 ) -> None:
-    build_index(store, FakeEmbedder(), settings, progress=False)
+    build_index(engine, FakeEmbedder())
     dataset = tmp_path / "punks"
     (dataset / "images" / "3.png").write_bytes((dataset / "images" / "4.png").read_bytes())
-    add(store, settings, dataset)
-    token = store.token("cryptopunks", "3")
+    add(engine, dataset)
+    token = store.catalog.token("cryptopunks", "3")
     redo = FakeEmbedder()
 
-    report = build_index(store, redo, settings, progress=False)
+    report = build_index(engine, redo)
 
     assert redo.images == 1
     assert (report.embedded, report.indexed) == (1, TOKENS)
     index = VectorIndex.load(index_file(settings))
-    twin = store.token("cryptopunks", "4")
+    twin = store.catalog.token("cryptopunks", "4")
     np.testing.assert_allclose(index.vector(token.pk), index.vector(twin.pk), atol=1e-6)  # type: ignore[arg-type]
 
 
-def test_one_collection_at_a_time(tmp_path: Path, store: Store, settings: Settings) -> None:
-    add(store, settings, moonbirds(tmp_path / "birds", count=6))
+def test_one_collection_at_a_time(
+    tmp_path: Path, engine: Engine, store: Storage, settings: Settings
+) -> None:
+    add(engine, moonbirds(tmp_path / "birds", count=6))
     birds_only = FakeEmbedder()
 
-    first = build_index(store, birds_only, settings, "moonbirds", progress=False)
-    rest = build_index(store, FakeEmbedder(), settings, progress=False)
+    first = build_index(engine, birds_only, "moonbirds")
+    rest = build_index(engine, FakeEmbedder())
 
     assert (birds_only.images, first.indexed) == (6, 6)
     assert (rest.embedded, rest.indexed) == (TOKENS, TOKENS + 6)
 
 
-def test_index_cache_follows_the_file(store: Store, settings: Settings) -> None:
+def test_index_cache_follows_the_file(engine: Engine, store: Storage, settings: Settings) -> None:
     cache = IndexCache(index_file(settings), settings.index.hnsw_ef_search)
     with pytest.raises(IndexNotReady, match="python -m core index"):
         cache.get()
 
-    build_index(store, FakeEmbedder(), settings, progress=False)
+    build_index(engine, FakeEmbedder())
     first = cache.get()
     assert len(first) == TOKENS
     assert cache.get() is first  # loaded once while the file stays the same

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from core.app import open_store
 from core.config import ValuationSettings
 from core.errors import UnknownCollection, UnknownToken
-from core.models import Collection, Sale
+from core.models import Collection, ImageRef, Sale
+from core.storage import Storage, TokenWrite
 from core.valuation import SALES_ONLY_NOTE, SalesValuer, value_from_sales
 from core.valuation.sales import MIN_SALES_FOR_TREND
-from tests.datasets import make_settings
 
 APES = Collection("apes", "Apes", currency="ETH")
 END = datetime(2024, 6, 30, tzinfo=UTC)
@@ -83,20 +81,20 @@ def test_no_sales_at_all() -> None:
     assert value.recent_median is None and value.trend is None and value.sales_count == 0
 
 
-def test_valuer_reads_stored_sales_and_checks_the_token(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
-    store = open_store(settings)
+def test_valuer_reads_stored_sales_and_checks_the_token(database_url: str) -> None:
+    store = Storage.open(database_url)
     try:
-        pk, _ = store.upsert_collection(APES)
-        from core.storage.store import TokenWrite
-
-        store.upsert_tokens(
-            pk, [TokenWrite(t, None, f"images/{t}.png", t * 64, ()) for t in ("1", "2")]
+        pk, _ = store.catalog.upsert_collection(APES)
+        store.catalog.upsert_tokens(
+            pk, [TokenWrite(t, None, ImageRef(t * 64, ".png"), ()) for t in ("1", "2")]
         )
         sales = [sale("1", 3, 2.0), sale("2", 4, 4.0), sale("1", 200, 1.0)]
-        store.add_sales(pk, sales)
+        store.sales.add(pk, sales)
         valuer = SalesValuer(
-            store, ValuationSettings(window_days=30, chart_days=90), clock=lambda: END
+            store.catalog,
+            store.sales,
+            ValuationSettings(window_days=30, chart_days=90),
+            clock=lambda: END,
         )
 
         value = valuer.value("apes", "1")
@@ -106,8 +104,9 @@ def test_valuer_reads_stored_sales_and_checks_the_token(tmp_path: Path) -> None:
         # The chart shows chart_days of collection history; the token's own sales all count.
         assert [s.price for s in value.history] == [4.0, 2.0]
         assert [s.price for s in value.token_sales] == [1.0, 2.0]
-        assert store.latest_sale("apes") == sales[0]
-        assert [s.price for s in store.sales("apes", since=END - timedelta(days=3.5))] == [2.0]
+        assert store.sales.latest("apes") == sales[0]
+        recent = store.sales.sales("apes", since=END - timedelta(days=3.5))
+        assert [s.price for s in recent] == [2.0]
         with pytest.raises(UnknownToken):
             valuer.value("apes", "3")
         with pytest.raises(UnknownCollection):

@@ -1,19 +1,12 @@
-"""Reading options, token references and marketplace URLs out of what people type."""
+"""The one query grammar: token references and marketplace item URLs, full matches only."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.references import (
-    ContractRef,
-    MintRef,
-    Options,
-    TokenRef,
-    is_url,
-    parse_options,
-    parse_reference,
-)
 from core.errors import QueryError
+from core.models import is_slug, is_token_id
+from core.queries import ContractRef, MintRef, TokenRef, is_url, parse_reference, parse_slug
 
 PUNKS = "0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb"
 MINT = "7Ypu2Qz3vk8u5Q1AdG1hgDgS6PoP5KWyKqELMtpnrNBy"
@@ -25,6 +18,8 @@ MINT = "7Ypu2Qz3vk8u5Q1AdG1hgDgS6PoP5KWyKqELMtpnrNBy"
         ("cryptopunks 7804", TokenRef("cryptopunks", "7804")),
         ("cryptopunks:7804", TokenRef("cryptopunks", "7804")),
         ("CryptoPunks #7804", TokenRef("cryptopunks", "7804")),
+        ("cryptopunks:#7804", TokenRef("cryptopunks", "7804")),
+        ("lens-critters:0xAbC", TokenRef("lens-critters", "0xAbC")),
         ("  bored-ape-yacht-club   12 ", TokenRef("bored-ape-yacht-club", "12")),
         (
             f"https://opensea.io/assets/ethereum/{PUNKS}/7804",
@@ -49,26 +44,38 @@ MINT = "7Ypu2Qz3vk8u5Q1AdG1hgDgS6PoP5KWyKqELMtpnrNBy"
         ("what is this", None),
         ("/etc/passwd", None),
         ("", None),
+        ("cryptopunks\n:7804", None),
+        ("cryptopunks 78 04", None),
+        ("cryptopunks 7804\nsecond line", None),
+        ("crypto/punks 7804", None),
+        ("a" * 101 + " 1", None),
+        ("cryptopunks " + "9" * 101, None),
+        (f"https://opensea.io/assets/ethereum/{PUNKS}/7804 extra", None),
+        (f"https://opensea.io.evil.example/assets/ethereum/{PUNKS}/7804", None),
     ],
 )
 def test_parse_reference(text: str, expected: object) -> None:
     assert parse_reference(text) == expected
 
 
-def test_options_come_out_in_any_order() -> None:
-    assert parse_options("k=10 cryptopunks 7804 in=Moonbirds", 20) == Options(
-        "cryptopunks 7804", 10, "moonbirds"
-    )
-    assert parse_options("top=3 collection=punks https://x.example/a.png", 20) == Options(
-        "https://x.example/a.png", 3, "punks"
-    )
-    assert parse_options("", 20) == Options("")
+@pytest.mark.parametrize(
+    ("text", "slug"), [("CryptoPunks", "cryptopunks"), ("  moonbirds ", "moonbirds")]
+)
+def test_parse_slug(text: str, slug: str) -> None:
+    assert parse_slug(text) == slug
 
 
-@pytest.mark.parametrize("text", ["k=0", "k=21", "k=ten", "in=Not/A/Slug"])
-def test_bad_options_are_refused_clearly(text: str) -> None:
-    with pytest.raises(QueryError):
-        parse_options(text, 20)
+@pytest.mark.parametrize("text", ["Not/A/Slug", "", "-punks", "a" * 101, "punks\x00"])
+def test_bad_slugs_are_refused_clearly(text: str) -> None:
+    with pytest.raises(QueryError, match="is not a collection name"):
+        parse_slug(text)
+
+
+def test_a_stored_slug_is_a_full_match() -> None:
+    # What people type is trimmed; a slug from a file or an API is taken as it is.
+    assert is_slug("cryptopunks") and is_token_id("7804")
+    assert not is_slug("cryptopunks\n") and not is_slug("CryptoPunks")
+    assert not is_token_id("7804\n") and not is_token_id("")
 
 
 def test_is_url() -> None:

@@ -1,0 +1,28 @@
+"""What people ask about: one grammar for token references, URLs and files, and its resolver."""
+
+from core.queries.grammar import (
+    ContractRef,
+    MintRef,
+    Reference,
+    TokenRef,
+    is_url,
+    parse_reference,
+    parse_slug,
+    shown,
+)
+from core.queries.resolve import ImageSubject, QueryResolver, Subject, TokenSubject
+
+__all__ = [
+    "ContractRef",
+    "ImageSubject",
+    "MintRef",
+    "QueryResolver",
+    "Reference",
+    "Subject",
+    "TokenRef",
+    "TokenSubject",
+    "is_url",
+    "parse_reference",
+    "parse_slug",
+    "shown",
+]

@@ -1,0 +1,140 @@
+"""CLI glue for ``python -m core status [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from core.embedding.embedder import Embedder
+from core.jobs import Job
+from core.search.indexing import IndexCache
+from core.status.report import StatusReport, gather_status
+from core.storage import JobRun, Storage
+
+
+class StatusServices(Protocol):
+    """What ``status`` needs from the engine."""
+
+    @property
+    def storage(self) -> Storage: ...
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    @property
+    def indexes(self) -> IndexCache: ...
+
+    @property
+    def jobs(self) -> tuple[Job, ...]: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+
+def add_commands(commands: Any) -> None:
+    parser = commands.add_parser(
+        "status", help="collections, counts, the index, and each job's last and next run"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object")
+    parser.set_defaults(run=run_status)
+
+
+def run_status(args: argparse.Namespace, engine: StatusServices) -> int:
+    report = gather_status(engine.storage, engine.embedder.key, engine.indexes, engine.jobs)
+    if args.json:
+        print(json.dumps(report_json(report)))
+    else:
+        print(format_report(report, engine.clock()))
+    return 0
+
+
+def report_json(report: StatusReport) -> dict[str, Any]:
+    return {
+        "schema_revision": report.schema_revision,
+        "index": {"model": report.model, "vectors": report.indexed},
+        "collections": [
+            {
+                "slug": c.slug,
+                "name": c.name,
+                "chain": c.chain,
+                "tokens": c.tokens,
+                "sales": c.sales,
+                "embedded": c.embedded,
+                "latest_sale": _iso(c.latest_sale),
+            }
+            for c in report.collections
+        ],
+        # Marketplace sync arrives with its own issue; until then nothing has synced.
+        "last_sync": None,
+        "jobs": [
+            {
+                "name": j.name,
+                "description": j.description,
+                "schedule": j.schedule,
+                "enabled": j.enabled,
+                "last_run": _run_json(j.last_run),
+                "next_run": _iso(j.next_run),
+                "planned_at": _iso(j.planned_at),
+            }
+            for j in report.jobs
+        ],
+    }
+
+
+def format_report(report: StatusReport, now: datetime) -> str:
+    vectors = f"{report.indexed:,} vectors" if report.indexed is not None else "not built yet"
+    lines = [
+        f"schema revision {report.schema_revision or '?'}; index ({report.model}): {vectors}",
+        "collections:" if report.collections else "collections: none tracked yet",
+    ]
+    for c in report.collections:
+        latest = f"latest sale {c.latest_sale:%Y-%m-%d}" if c.latest_sale else "no sales"
+        lines.append(
+            f"  {c.slug} ({c.chain}): {c.tokens:,} tokens, {c.embedded:,} embedded, "
+            f"{c.sales:,} sales, {latest}"
+        )
+    lines.append("jobs:")
+    for j in report.jobs:
+        lines.append(f"  {j.name} ({j.schedule}{'' if j.enabled else ', disabled'}):")
+        lines.append(f"    last run: {_run_text(j.last_run)}")
+        lines.append(f"    next run: {_next_text(j.next_run, now, j.enabled)}")
+    return "\n".join(lines)
+
+
+def _run_text(run: JobRun | None) -> str:
+    if run is None:
+        return "never"
+    when = f"{run.started_at:%Y-%m-%d %H:%M} UTC"
+    detail = run.error if run.status == "failed" else run.summary
+    return f"{run.status} at {when} (ref {run.id})" + (f": {detail}" if detail else "")
+
+
+def _next_text(next_run: datetime | None, now: datetime, enabled: bool) -> str:
+    if not enabled:
+        return "never (disabled in config.yaml)"
+    if next_run is None:
+        return "not scheduled yet (the bot schedules jobs when it runs: python -m bot)"
+    text = f"{next_run:%Y-%m-%d %H:%M} UTC"
+    if next_run < now:
+        return text + " (overdue: is the bot running?)"
+    return text
+
+
+def _run_json(run: JobRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "id": run.id,
+        "status": run.status,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "summary": run.summary,
+        "error": run.error,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,87 @@
+"""Files the engine writes: atomic replacement, one permission rule, orphan clean-up.
+
+Every file is written under a temporary name in its final folder and renamed into place, so
+a reader (or a process killed mid-write) sees the old file or the new one, never half. The
+temporary files are created with mode 0666 minus the umask, the same rule ``open()`` follows,
+so an image, an index and a model written by the same user get the same permissions
+(``mkstemp`` would make some 0600). Temporaries a killed process left behind end in
+``.part`` and are swept by ``sweep_temp_files``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".part"
+
+
+def temp_path_for(path: Path) -> Path:
+    """A fresh temporary name beside ``path`` (same folder, so the rename is atomic)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a new empty temporary file beside ``path`` to write; on success it replaces
+    ``path``, on failure it is removed. For writers that need a file name (FAISS)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write ``data`` (bytes, or chunks of it) to ``path`` atomically."""
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        if isinstance(data, bytes | bytearray | memoryview):
+            handle.write(data)
+        else:
+            for chunk in data:
+                handle.write(chunk)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_capped(path: Path, max_bytes: int) -> bytes | None:
+    """The file's bytes, or ``None`` when it is larger than ``max_bytes`` (checked before
+    reading, and again while reading, in case it grew); ``OSError`` when unreadable."""
+    if path.stat().st_size > max_bytes:
+        return None
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    return None if len(data) > max_bytes else data
+
+
+def sweep_temp_files(root: Path, older_than_s: float, now: float | None = None) -> int:
+    """Delete ``.part`` files under ``root`` older than ``older_than_s``; return how many.
+
+    Only old ones: a younger one may belong to a write in progress in another process.
+    """
+    if not root.is_dir():
+        return 0
+    cutoff = (time.time() if now is None else now) - older_than_s
+    removed = 0
+    for candidate in root.rglob(f"*{TEMP_SUFFIX}"):
+        try:
+            if candidate.is_file() and candidate.stat().st_mtime < cutoff:
+                candidate.unlink()
+                removed += 1
+        except OSError:
+            log.debug("could not remove %s", candidate, exc_info=True)
+    if removed:
+        log.info("removed %d leftover temporary file(s) under %s", removed, root)
+    return removed

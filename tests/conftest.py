@@ -1,0 +1,65 @@
+"""Fixtures shared by the whole suite: the image workers, and the databases to test against."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from core.imaging.workers import DecoderPool, WorkerLimits
+
+# Set by .ci/run (which starts a PostgreSQL server): the storage, ingest and migration tests
+# then run against PostgreSQL as well as SQLite. Unset, they run on SQLite only, unless
+# NFTLENS_TEST_REQUIRE_POSTGRES says a missing server is a failure (CI sets it).
+PG_URL_VARIABLE = "NFTLENS_TEST_DATABASE_URL"
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def decoder() -> Iterator[DecoderPool]:
+    """One warm pool of image workers for the tests that do not break workers on purpose."""
+    pool = DecoderPool(WorkerLimits(workers=2, timeout_s=30, cpu_s=20))
+    pool.warm_up()
+    yield pool
+    pool.close()
+
+
+def postgres_admin_url() -> str | None:
+    url = os.environ.get(PG_URL_VARIABLE)
+    if not url and os.environ.get("NFTLENS_TEST_REQUIRE_POSTGRES"):
+        pytest.fail(f"{PG_URL_VARIABLE} is not set, but PostgreSQL tests are required")
+    return url
+
+
+@pytest.fixture
+def fresh_postgres() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    admin_url = postgres_admin_url()
+    if not admin_url:
+        pytest.skip(f"no PostgreSQL server ({PG_URL_VARIABLE} is not set)")
+    admin = make_url(admin_url).set(drivername="postgresql+psycopg")
+    name = f"nftlens_{secrets.token_hex(6)}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind: SQLite in ``tmp_path``, and PostgreSQL when a server
+    is available."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lens.sqlite'}"
+    url: str = request.getfixturevalue("fresh_postgres")
+    return url

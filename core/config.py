@@ -208,6 +208,9 @@ class DiscordSettings(_Frozen):
     # "global": everywhere (Discord may take a while to show changes); "off": leave as is.
     command_sync: Literal["guild", "global", "off"] = "global"
     guild_ids: tuple[int, ...] = ()
+    # After READY the gateway streams one GUILD_CREATE per server; the client waits this long
+    # after the last one before it counts as ready (discord.py's default is 2 s).
+    guild_ready_timeout_s: Annotated[float, Field(ge=0, le=60)] = 2.0
 
     @field_validator("api_root")
     @classmethod

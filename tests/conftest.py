@@ -12,10 +12,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from core.imaging.workers import DecoderPool, WorkerLimits
+from tests.postgres_server import running_server, server_binaries
 
-# Set by .ci/run (which starts a PostgreSQL server): the storage, ingest and migration tests
-# then run against PostgreSQL as well as SQLite. Unset, they run on SQLite only, unless
-# NFTLENS_TEST_REQUIRE_POSTGRES says a missing server is a failure (CI sets it).
+# The storage, ingest and migration tests run against SQLite and PostgreSQL: a server this
+# session starts from the installed Debian packages (.ci/run installs them), or the one this
+# variable names. With neither, the PostgreSQL half is skipped, unless
+# NFTLENS_TEST_REQUIRE_POSTGRES says that is a failure (CI sets it).
 PG_URL_VARIABLE = "NFTLENS_TEST_DATABASE_URL"
 DATABASES = ["sqlite", "postgresql"]
 
@@ -29,20 +31,29 @@ def decoder() -> Iterator[DecoderPool]:
     pool.close()
 
 
-def postgres_admin_url() -> str | None:
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str | None]:
+    """A PostgreSQL server for this session, or ``None`` when there is none to be had."""
     url = os.environ.get(PG_URL_VARIABLE)
-    if not url and os.environ.get("NFTLENS_TEST_REQUIRE_POSTGRES"):
-        pytest.fail(f"{PG_URL_VARIABLE} is not set, but PostgreSQL tests are required")
-    return url
+    if url:
+        yield url
+        return
+    binaries = server_binaries()
+    if binaries is None:
+        if os.environ.get("NFTLENS_TEST_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required for these tests but is not installed")
+        yield None
+        return
+    with running_server(binaries) as started:
+        yield started
 
 
 @pytest.fixture
-def fresh_postgres() -> Iterator[str]:
+def fresh_postgres(postgres_admin_url: str | None) -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped afterwards."""
-    admin_url = postgres_admin_url()
-    if not admin_url:
-        pytest.skip(f"no PostgreSQL server ({PG_URL_VARIABLE} is not set)")
-    admin = make_url(admin_url).set(drivername="postgresql+psycopg")
+    if not postgres_admin_url:
+        pytest.skip("no PostgreSQL server (install postgresql or set NFTLENS_TEST_DATABASE_URL)")
+    admin = make_url(postgres_admin_url).set(drivername="postgresql+psycopg")
     name = f"nftlens_{secrets.token_hex(6)}"
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:

@@ -75,7 +75,10 @@ class LensClient(discord.Client):
 
     def __init__(self, settings: DiscordSettings, handlers: DiscordHandlers) -> None:
         # Slash commands need no privileged intents; guild events keep roles for admin checks.
-        super().__init__(intents=discord.Intents(guilds=True))
+        super().__init__(
+            intents=discord.Intents(guilds=True),
+            guild_ready_timeout=settings.guild_ready_timeout_s,
+        )
         self._settings = settings
         self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(self)
         build_tree(self.tree, handlers)

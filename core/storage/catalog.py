@@ -103,7 +103,7 @@ class Catalog:
         c, t = schema.collections, schema.tokens
         query = select(c.c.slug, func.count(t.c.id)).outerjoin(t).group_by(c.c.slug)
         with self._db.reading() as conn:
-            return {slug: int(n) for slug, n in conn.execute(query).tuples()}
+            return {slug: int(n) for slug, n in conn.execute(query)}
 
     # Tokens --------------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ class SalesBook:
         c, s = schema.collections, schema.sales
         query = select(c.c.slug, func.count(s.c.id)).join(s).group_by(c.c.slug)
         with self._db.reading() as conn:
-            return {slug: int(n) for slug, n in conn.execute(query).tuples()}
+            return {slug: int(n) for slug, n in conn.execute(query)}
 
     def last_sales(self, tokens: Iterable[StoredToken]) -> dict[int, Sale]:
         """The most recent sale of each token, where there is one."""

@@ -79,7 +79,7 @@ class VectorStore:
             .group_by(c.c.slug)
         )
         with self._db.reading() as conn:
-            return {slug: int(n) for slug, n in conn.execute(query).tuples()}
+            return {slug: int(n) for slug, n in conn.execute(query)}
 
     def vectors(
         self, model_key: str, pks: Sequence[int] | None = None

@@ -38,7 +38,11 @@ async def test_both_front_ends_share_one_loop_and_one_engine(
     lens: LensCommands = await make_lens(
         bot={
             "telegram": {"api_root": telegram.root, "poll_timeout_s": 1},
-            "discord": {"api_root": discord.root, "command_sync": "global"},
+            "discord": {
+                "api_root": discord.root,
+                "command_sync": "global",
+                "guild_ready_timeout_s": 0.5,
+            },
         }
     )
     secrets = Secrets.from_env(

@@ -24,6 +24,9 @@ from tests.bot.fake_discord import (
 from tests.bot.fakes import CRITTERS, SOLANA, Library, screenshot_png
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# The fake sends its one guild right after READY; discord.py's 2 s wait for more would be
+# dead time in every test.
+GUILD_READY_S = 0.5
 DEFERRED = 5  # InteractionResponseType.deferred_channel_message
 MESSAGE = 4  # InteractionResponseType.channel_message
 AUTOCOMPLETE = 8  # InteractionResponseType.autocomplete_result
@@ -33,7 +36,12 @@ AUTOCOMPLETE = 8  # InteractionResponseType.autocomplete_result
 async def discord_bot(
     fake: FakeDiscord, lens: LensCommands, sync: str = "guild", admin_roles: tuple[int, ...] = ()
 ) -> AsyncIterator[LensClient]:
-    settings = DiscordSettings(api_root=fake.root, command_sync=sync, guild_ids=(int(GUILD_ID),))
+    settings = DiscordSettings(
+        api_root=fake.root,
+        command_sync=sync,
+        guild_ids=(int(GUILD_ID),),
+        guild_ready_timeout_s=GUILD_READY_S,
+    )
     admins = Admins(AdminSettings(discord_role_ids=admin_roles))
     async with running_discord(TOKEN, settings, lens, admins) as client:
         yield client

@@ -106,6 +106,61 @@ class ValuationSettings(_Frozen):
     chart_days: Annotated[int, Field(ge=1, le=36500)] = 180
 
 
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def crontab_fields(line: str) -> dict[str, str]:
+    """A five-field crontab line as APScheduler ``CronTrigger`` keyword arguments.
+
+    APScheduler 3 numbers weekdays from Monday (0) where crontab numbers them from Sunday
+    (0 or 7), and ``CronTrigger.from_crontab`` passes them through unchanged, so "1-5" would
+    run Tuesday to Saturday. The day-of-week field is therefore expanded here into day names.
+    """
+    parts = line.split()
+    if len(parts) != 5:
+        raise ValueError(f"cron '{line}' needs five fields: minute hour day month weekday")
+    minute, hour, day, month, weekday = parts
+    return {
+        "minute": minute,
+        "hour": hour,
+        "day": day,
+        "month": month,
+        "day_of_week": _crontab_weekdays(weekday),
+    }
+
+
+def _crontab_weekdays(field: str) -> str:
+    days: set[int] = set()
+    for item in field.lower().split(","):
+        spec, _, step_text = item.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ValueError(f"'{item}' is not a weekday step")
+        if spec == "*":
+            first, last = 0, 6
+        elif "-" in spec:
+            first, last = (_weekday(end) for end in spec.split("-", 1))
+            last = 7 if last == 0 and first > 0 else last
+        else:
+            first = last = _weekday(spec)
+            if step is not None:
+                last = 6
+        if first > last:
+            raise ValueError(f"'{item}' is not a weekday range")
+        days.update(day % 7 for day in range(first, last + 1, step or 1))
+    if len(days) == 7:
+        return "*"
+    return ",".join(_WEEKDAYS[day] for day in sorted(days))
+
+
+def _weekday(text: str) -> int:
+    if text.isdigit() and 0 <= int(text) <= 7:
+        return int(text)
+    if text[:3] in _WEEKDAYS:
+        return _WEEKDAYS.index(text[:3])
+    raise ValueError(f"'{text}' is not a weekday")
+
+
 class JobTrigger(_Frozen):
     """When a scheduled job runs: every N minutes or on a cron line, give or take a jitter."""
 
@@ -122,7 +177,7 @@ class JobTrigger(_Frozen):
             raise ValueError("give exactly one of every_minutes and cron")
         if self.cron is not None:
             try:
-                CronTrigger.from_crontab(self.cron)
+                CronTrigger(**crontab_fields(self.cron))
             except ValueError as exc:
                 raise ValueError(f"cron '{self.cron}' is not a valid crontab line") from exc
         return self

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 import numpy as np
 
 from core.embedding.embedder import l2_normalise
 from core.errors import FetchError
+from core.posting import Post
 
 
 class FakeImageFetcher:
@@ -101,3 +103,27 @@ class KillingEmbedder(WrappingEmbedder):
             raise Killed(f"killed after {self.batches} batches")
         self.batches += 1
         return self.inner.embed_batch(images)
+
+
+class RecordingPoster:
+    """A ``Poster`` that keeps what it was asked to send, per chat."""
+
+    def __init__(self, platform: str = "console") -> None:
+        self.platform = platform
+        self.sent: list[tuple[str, Post]] = []
+
+    async def post(self, chat: str, post: Post) -> None:
+        self.sent.append((chat, post))
+
+
+class FakeClock:
+    """A wall clock (aware UTC datetimes) that moves only when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)

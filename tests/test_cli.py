@@ -183,3 +183,43 @@ def test_ingest_of_a_non_dataset_is_a_clean_error(cli: Cli) -> None:
     process = cli.run("ingest", str(cli.root / "nowhere"))
 
     assert "has no collection.json" in assert_clean_failure(process)
+
+
+def test_status_lists_collections_counts_and_jobs(
+    cli: Cli, indexed: subprocess.CompletedProcess[str]
+) -> None:
+    assert indexed.returncode == 0, indexed.stderr
+
+    as_json = cli.run("status", "--json")
+    as_text = cli.run("status")
+
+    assert as_json.returncode == 0, as_json.stderr
+    report = json.loads(as_json.stdout)
+    (punks,) = report["collections"]
+    assert (punks["slug"], punks["tokens"], punks["sales"], punks["embedded"]) == (
+        "cryptopunks",
+        len(TOKENS),
+        6,
+        len(TOKENS),
+    )
+    assert punks["latest_sale"].endswith("Z")
+    assert report["index"]["vectors"] == len(TOKENS)
+    assert report["last_sync"] is None
+    jobs = {job["name"]: job for job in report["jobs"]}
+    assert set(jobs) == {"index", "housekeeping"}
+    assert jobs["index"]["schedule"] == "every 15 min"
+    # Nothing has scheduled or run a job in this data directory.
+    assert jobs["index"]["last_run"] is None and jobs["index"]["next_run"] is None
+    assert as_text.returncode == 0, as_text.stderr
+    assert "cryptopunks (ethereum): 10 tokens, 10 embedded, 6 sales" in as_text.stdout
+    assert "last run: never" in as_text.stdout
+    assert "not scheduled yet" in as_text.stdout
+
+
+def test_migrate_on_a_current_database_says_so(
+    cli: Cli, ingested: subprocess.CompletedProcess[str]
+) -> None:
+    result = cli.run("migrate")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("the database schema is current (revision ")

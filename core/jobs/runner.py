@@ -62,14 +62,15 @@ class JobRunner:
             await self._record_whole(run)
             return run
         async with lock:
-            await self._record(self._log.started, run_id, job.name, started)
             status, summary, error = "ok", None, None
             try:
+                await self._record(self._log.started, run_id, job.name, started)
                 summary = await job.work()
             except JobSkipped as exc:
                 status, summary = "skipped", str(exc)
                 log.info("job %s skipped: %s", job.name, exc)
             except asyncio.CancelledError:
+                # The bot is stopping mid-run: the run is over, and says so.
                 await self._record(
                     self._log.finished, run_id, "failed", self._clock(), None, "cancelled"
                 )

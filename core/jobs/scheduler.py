@@ -19,7 +19,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from core.config import JobTrigger
+from core.config import JobTrigger, crontab_fields
 from core.errors import LensError
 from core.jobs.model import Job
 from core.jobs.runner import JobRunner
@@ -33,17 +33,9 @@ def make_trigger(trigger: JobTrigger) -> BaseTrigger:
     jitter = trigger.jitter_s or None
     if trigger.every_minutes is not None:
         return IntervalTrigger(minutes=trigger.every_minutes, timezone=UTC, jitter=jitter)
-    assert trigger.cron is not None  # the config model guarantees one of the two
-    minute, hour, day, month, day_of_week = trigger.cron.split()
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=day_of_week,
-        timezone=UTC,
-        jitter=jitter,
-    )
+    if trigger.cron is None:  # pragma: no cover - the config model requires one of the two
+        raise ValueError("a job trigger needs every_minutes or cron")
+    return CronTrigger(**crontab_fields(trigger.cron), timezone=UTC, jitter=jitter)
 
 
 class JobScheduler:
@@ -73,6 +65,8 @@ class JobScheduler:
 
     async def __aexit__(self, *exc: object) -> None:
         self.shutdown()
+        # AsyncIOScheduler finishes shutting down on the loop's next turn.
+        await asyncio.sleep(0)
 
     def start(self) -> None:
         """Register every enabled job and start the scheduler on the running loop."""

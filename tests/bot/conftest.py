@@ -11,7 +11,7 @@ import pytest
 
 from bot.commands import LensCommands
 from core.app import build_engine
-from core.config import BotSettings, Settings
+from core.config import BotSettings, JobsSettings, Settings
 from core.embedding.embedder import Embedder
 from core.imaging.workers import DecoderPool
 from core.storage import Storage
@@ -61,6 +61,7 @@ class LensFactory(Protocol):
         embedder: Embedder | None = None,
         images: Mapping[str, bytes] | None = None,
         embedding: Mapping[str, Any] | None = None,
+        jobs: Mapping[str, Any] | None = None,
     ) -> LensCommands: ...
 
 
@@ -74,6 +75,7 @@ async def make_lens(base_settings: Settings, decoder: DecoderPool) -> AsyncItera
             embedder: Embedder | None = None,
             images: Mapping[str, bytes] | None = None,
             embedding: Mapping[str, Any] | None = None,
+            jobs: Mapping[str, Any] | None = None,
         ) -> LensCommands:
             settings = base_settings.model_copy(
                 update={
@@ -81,6 +83,9 @@ async def make_lens(base_settings: Settings, decoder: DecoderPool) -> AsyncItera
                         {**base_settings.bot.model_dump(), **(bot or {})}
                     ),
                     "embedding": base_settings.embedding.model_copy(update=dict(embedding or {})),
+                    "jobs": JobsSettings.model_validate(
+                        {**base_settings.jobs.model_dump(), **(jobs or {})}
+                    ),
                 }
             )
             storage = Storage.open(settings.db_url)

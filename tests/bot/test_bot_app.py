@@ -6,13 +6,16 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from discord.http import Route
 
-from bot.app import NO_FRONT_END, front_end_names, run_bot
+from bot.app import NO_FRONT_END, front_end_names, make_scheduler, run_bot
 from bot.commands import LensCommands
-from core.config import Secrets
+from core.config import JobTrigger, Secrets
+from core.jobs import Job
+from core.posting import PostRouter
 from tests.bot import fake_discord, fake_telegram
 from tests.bot.conftest import LensFactory
 from tests.bot.fake_discord import FakeDiscord, interaction
@@ -68,6 +71,62 @@ async def test_both_front_ends_share_one_loop_and_one_engine(
     assert CRITTERS in from_discord.payload["embeds"][0]["description"]
     assert lens.answered == 2
     assert base == Route.BASE
+
+
+async def test_the_bot_runs_the_engine_jobs_and_posts_failures_to_every_platform(
+    make_lens: LensFactory, api: FakeBotApi, fake: FakeDiscord, tmp_path: Path
+) -> None:
+    lens = await make_lens(
+        bot={
+            "telegram": {"api_root": api.root, "poll_timeout_s": 1},
+            "discord": {
+                "api_root": fake.root,
+                "command_sync": "off",
+                "guild_ready_timeout_s": 0.5,
+            },
+            "console_dir": str(tmp_path / "console"),
+        },
+        jobs={"alerts": ["telegram:-100777", f"discord:{fake_discord.CHANNEL_ID}", "console:ops"]},
+    )
+
+    async def broken() -> str:
+        raise RuntimeError("the marketplace answered 502")
+
+    trigger = JobTrigger(every_minutes=60)
+    engine = replace(
+        lens.engine, jobs=(*lens.engine.jobs, Job("broken", "fails", trigger, broken))
+    )
+    router = PostRouter()
+    scheduler = make_scheduler(engine, router)
+    secrets = Secrets.from_env(
+        {"TELEGRAM_BOT_TOKEN": fake_telegram.TOKEN, "DISCORD_BOT_TOKEN": fake_discord.TOKEN}
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_bot(lens, secrets, stop, router=router, scheduler=scheduler))
+    try:
+        await api.wait_for(lambda calls: any(c.method == "setMyCommands" for c in calls))
+        while not scheduler.scheduler.running or "discord" not in router.platforms:
+            await asyncio.sleep(0.01)
+        registered = {job.id for job in scheduler.scheduler.get_jobs()}
+        await scheduler.run_now("broken")
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=30)
+
+    assert registered == {"index", "housekeeping", "broken"}
+    (telegram_alert,) = api.sent(-100777)
+    (discord_alert,) = fake.messages(fake_discord.CHANNEL_ID)
+    (console_alert,) = (tmp_path / "console" / "ops").glob("*.txt")
+    run = lens.engine.storage.jobs.last_runs()["broken"]
+    for text in (
+        telegram_alert.text,
+        discord_alert.payload["content"],
+        console_alert.read_text(encoding="utf-8"),
+    ):
+        assert f"'broken' failed (ref {run.id})" in text
+        assert "the marketplace answered 502" in text
+    assert router.platforms == ("console",)  # the front ends unregistered as they stopped
+    assert not scheduler.scheduler.running
 
 
 async def start_bot_process(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,11 +13,12 @@ from PIL import Image
 from core.app import Engine
 from core.config import Settings
 from core.embedding.embedder import Embedder
-from core.errors import IndexNotReady
+from core.errors import IndexBusy, IndexNotReady, JobSkipped
 from core.imaging.canonical import canonicalise
 from core.imaging.workers import DecoderPool
 from core.search.index import VectorIndex
 from core.search.indexing import IndexCache, Indexer, IndexReport, index_path
+from core.search.jobs import index_job
 from core.storage import Storage
 from tests.datasets import make_settings, moonbirds, punks
 from tests.engines import engine_for
@@ -50,9 +52,9 @@ def add(engine: Engine, dataset: Path) -> None:
     assert report.rejected == ()
 
 
-def build_index(engine: Engine, embedder: Embedder, collection: str | None = None) -> IndexReport:
-    """One ``index`` run of the engine's indexer, with this embedder."""
-    indexer = Indexer(
+def indexer_for(engine: Engine, embedder: Embedder) -> Indexer:
+    """The engine's indexer, with this embedder."""
+    return Indexer(
         catalog=engine.storage.catalog,
         vectors=engine.storage.vectors,
         images=engine.images,
@@ -60,7 +62,11 @@ def build_index(engine: Engine, embedder: Embedder, collection: str | None = Non
         embedder=embedder,
         settings=engine.settings,
     )
-    return indexer.run(collection, progress=False)
+
+
+def build_index(engine: Engine, embedder: Embedder, collection: str | None = None) -> IndexReport:
+    """One ``index`` run of the engine's indexer, with this embedder."""
+    return indexer_for(engine, embedder).run(collection, progress=False)
 
 
 def index_file(settings: Settings) -> Path:
@@ -224,3 +230,56 @@ def test_index_cache_follows_the_file(engine: Engine, store: Storage, settings: 
     ).save(index_file(settings))
 
     assert len(cache.get()) == 3
+
+
+class GatedEmbedder(FakeEmbedder):
+    """Holds its first batch until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = threading.Event()
+        self.gate = threading.Event()
+
+    def embed_batch(self, images: np.ndarray) -> np.ndarray:
+        self.inside.set()
+        if not self.gate.wait(timeout=30):
+            raise TimeoutError("the test never opened the gate")
+        return super().embed_batch(images)
+
+
+def test_two_index_runs_at_once_embed_each_token_once(engine: Engine) -> None:
+    first, second = GatedEmbedder(), FakeEmbedder()
+    reports: dict[str, IndexReport] = {}
+    running = threading.Thread(target=lambda: reports.update(a=build_index(engine, first)))
+    running.start()
+    assert first.inside.wait(timeout=30)
+    waiting = threading.Thread(target=lambda: reports.update(b=build_index(engine, second)))
+    waiting.start()
+
+    # The second run waits on the lock; the scheduled job does not wait at all.
+    with pytest.raises(IndexBusy, match="in progress"):
+        indexer_for(engine, FakeEmbedder()).run(progress=False, wait=False)
+    assert waiting.is_alive()
+    first.gate.set()
+    running.join(timeout=60)
+    waiting.join(timeout=60)
+
+    assert (reports["a"].embedded, reports["b"].embedded) == (TOKENS, 0)
+    assert second.images == 0
+    assert reports["b"].indexed == TOKENS
+
+
+async def test_the_index_job_skips_its_turn_while_a_run_holds_the_lock(engine: Engine) -> None:
+    gated = GatedEmbedder()
+    running = threading.Thread(target=lambda: build_index(engine, gated))
+    running.start()
+    assert gated.inside.wait(timeout=30)
+    job = index_job(indexer_for(engine, FakeEmbedder()), engine.settings.jobs.index)
+    try:
+        with pytest.raises(JobSkipped, match="another index run"):
+            await job.work()
+    finally:
+        gated.gate.set()
+        running.join(timeout=60)
+
+    assert (await job.work()).startswith("embedded 0 images")

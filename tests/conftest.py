@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from core.imaging.workers import DecoderPool, WorkerLimits
+from core.app import make_decoder
+from core.config import Settings
+from core.imaging.workers import DecoderPool
 from tests.postgres_server import running_server, server_binaries
 
 # The storage, ingest and migration tests run against SQLite and PostgreSQL: a server this
@@ -24,8 +26,8 @@ DATABASES = ["sqlite", "postgresql"]
 
 @pytest.fixture(scope="session")
 def decoder() -> Iterator[DecoderPool]:
-    """One warm pool of image workers for the tests that do not break workers on purpose."""
-    pool = DecoderPool(WorkerLimits(workers=2, timeout_s=30, cpu_s=20))
+    """One warm pool of image workers, with the limits users get, shared by the session."""
+    pool = make_decoder(Settings())
     pool.warm_up()
     yield pool
     pool.close()

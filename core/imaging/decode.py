@@ -61,7 +61,7 @@ def decode_image(data: bytes, limits: ImageLimits) -> Image.Image:
 
 def format_size(n_bytes: int) -> str:
     """A byte count as people read it: '20 MB', '1.5 MB', '900 KB', '12 bytes'."""
-    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if n_bytes >= scale:
             return f"{n_bytes / scale:.1f}".removesuffix(".0") + f" {unit}"
     return f"{n_bytes} bytes"

@@ -191,7 +191,11 @@ def read_collection(directory: Path) -> Collection:
 
 
 def read_tokens(directory: Path) -> Iterator[TokenEntry | Rejected]:
-    """Yield each token of tokens.jsonl, or a Rejected for a line that cannot be used."""
+    """Each token of tokens.jsonl, or a Rejected for a line that cannot be used.
+
+    A missing or unreadable tokens.jsonl raises ``DatasetError`` here, at the call, before
+    anything is written (the rows themselves are read lazily).
+    """
     path = directory / "tokens.jsonl"
     if not path.is_file():
         raise DatasetError(f"{directory} has no tokens.jsonl.")
@@ -200,6 +204,10 @@ def read_tokens(directory: Path) -> Iterator[TokenEntry | Rejected]:
         handle = path.open("rb")
     except (OSError, RuntimeError) as exc:
         raise DatasetError(f"{path} cannot be read: {_os_reason(exc)}.") from exc
+    return _token_rows(path, root, handle)
+
+
+def _token_rows(path: Path, root: Path, handle: IO[bytes]) -> Iterator[TokenEntry | Rejected]:
     # Grows with the distinct accepted ids only (about 65 bytes each as ints, 90 as strings,
     # set slots included): the one thing here that grows with the file, not the row.
     seen: set[int | str] = set()

@@ -115,6 +115,7 @@ class Ingester:
     def ingest(self, directory: Path, *, progress: bool = True) -> IngestReport:
         """Ingest ``directory``; running it twice changes nothing the second time."""
         collection = read_collection(directory)
+        tokens = read_tokens(directory)  # a dataset without tokens.jsonl fails before writing
         collection_pk, changed = self._catalog.upsert_collection(collection)
         rejections = _Rejections()
 
@@ -123,7 +124,7 @@ class Ingester:
         bar = tqdm(desc="tokens", unit="row", leave=False, disable=not progress or None)
         with bar:
             entries: list[TokenEntry] = []
-            for entry in read_tokens(directory):
+            for entry in tokens:
                 token_rows += 1
                 bar.update()
                 if isinstance(entry, Rejected):

@@ -53,14 +53,10 @@ def dump(engine: Engine) -> list[tuple[str, list[Any]]]:
 
 
 def counts(engine: Engine) -> dict[str, dict[str, int]]:
-    """Per collection with tokens or sales: how many of each are stored."""
+    """Per tracked collection: how many tokens and sales are stored."""
     tokens = engine.storage.catalog.token_counts()
     sales = engine.storage.sales.counts()
-    return {
-        slug: {"tokens": tokens.get(slug, 0), "sales": sales.get(slug, 0)}
-        for slug in sorted(set(tokens) | set(sales))
-        if tokens.get(slug, 0) or sales.get(slug, 0)
-    }
+    return {slug: {"tokens": n, "sales": sales.get(slug, 0)} for slug, n in tokens.items()}
 
 
 def append_tokens(dataset: Path, *lines: str) -> None:

@@ -1,0 +1,97 @@
+"""Files the engine writes: atomic, one permission rule, bounded reads, orphans swept."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.config import IndexSettings
+from core.errors import ImageError, ImageTooLarge
+from core.search.index import VectorIndex
+from core.storage.files import atomic_path, atomic_write, read_capped, sweep_temp_files
+from core.storage.images import ImageStore
+
+
+@pytest.fixture
+def umask() -> Iterator[int]:
+    previous = os.umask(0o022)
+    yield 0o022
+    os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_everything_written_gets_the_same_permissions(tmp_path: Path, umask: int) -> None:
+    images = ImageStore(tmp_path)
+    source = tmp_path / "in.png"
+    source.write_bytes(b"png bytes")
+    from_bytes = images.path(images.put(b"other bytes", ".png"))
+    from_file = images.path(images.put_file(source, max_bytes=100))
+    index = tmp_path / "index" / "m.faiss"
+    VectorIndex.build(np.arange(2), np.eye(2, 4, dtype=np.float32), IndexSettings()).save(index)
+    plain = tmp_path / "collage.png"
+    atomic_write(plain, b"x")
+
+    assert {mode(p) for p in (from_bytes, from_file, index, plain)} == {0o666 & ~umask}
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "index.faiss"
+    target.write_bytes(b"old")
+
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed mid-write")
+
+    assert target.read_bytes() == b"old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_images_are_stored_once_by_content(tmp_path: Path) -> None:
+    images = ImageStore(tmp_path)
+
+    first, again = images.put(b"same", ".PNG"), images.put(b"same", ".png")
+
+    assert first == again and first.suffix == ".png"
+    assert images.read(first, max_bytes=10) == b"same"
+    assert images.key(first) == f"images/{first.sha256[:2]}/{first.sha256}.png"
+    assert images.ref(images.key(first), first.sha256) == first
+
+
+def test_image_reads_and_copies_are_size_checked(tmp_path: Path) -> None:
+    images = ImageStore(tmp_path)
+    big = tmp_path / "big.png"
+    with big.open("wb") as handle:
+        handle.truncate(6 << 30)  # sparse: 6 GB by stat, nothing on disk
+
+    with pytest.raises(ImageTooLarge, match="6 GB"):
+        images.put_file(big, max_bytes=20 << 20)
+    ref = images.put(b"0123456789", ".png")
+    with pytest.raises(ImageTooLarge):
+        images.read(ref, max_bytes=5)
+    images.path(ref).unlink()
+    with pytest.raises(ImageError, match="missing"):
+        images.read(ref, max_bytes=100)
+    assert read_capped(big, 100) is None
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_only_old_temporary_files_are_swept(tmp_path: Path) -> None:
+    old, young, other = tmp_path / "a" / ".x.part", tmp_path / ".y.part", tmp_path / "z.png"
+    old.parent.mkdir()
+    for path in (old, young, other):
+        path.write_bytes(b"")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+
+    assert sweep_temp_files(tmp_path, older_than_s=3600) == 1
+    assert not old.exists() and young.exists() and other.exists()
+    assert sweep_temp_files(tmp_path / "missing", older_than_s=1) == 0

@@ -27,10 +27,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     args = parser.parse_args(argv)
     secrets = Secrets.from_env()
+    quiet = args.mode == "console"
     # The console's own replies say what went wrong; its log stays out of the conversation.
-    configure_logging(args.verbose, _secret_values(secrets), quiet=args.mode == "console")
+    configure_logging(args.verbose, _secret_values(secrets), quiet=quiet)
     try:
         settings = load_settings()
+        if settings.database_password:
+            scrubbed = [*_secret_values(secrets), settings.database_password]
+            configure_logging(args.verbose, scrubbed, quiet=quiet)
         if args.mode == "console":
             return asyncio.run(console(settings))
         return asyncio.run(serve(settings, secrets))

@@ -72,9 +72,11 @@ async def run_bot(
     *,
     router: PostRouter | None = None,
     scheduler: JobScheduler | None = None,
+    ready: asyncio.Event | None = None,
 ) -> None:
     """Start every front end with a token, their posters and the scheduler; stop them all
     (in reverse order) once ``stop`` is set. A front end that fails to start stops the rest.
+    ``ready`` is set once everything has started.
     """
     engine = lens.engine
     settings = lens.settings.bot
@@ -105,6 +107,8 @@ async def run_bot(
         # Jobs start last, once whatever they may post through is up, and stop first.
         await stack.enter_async_context(scheduler or make_scheduler(engine, router))
         log.info("bot: running; Ctrl-C or SIGTERM stops it")
+        if ready is not None:
+            ready.set()
         await stop.wait()
         log.info("bot: stopping")
 
@@ -122,6 +126,7 @@ async def serve(settings: Settings, secrets: Secrets, out: TextIO | None = None)
             log.info("bot: loading the embedding model")
             await asyncio.to_thread(engine.embedder.warm_up)
             await asyncio.to_thread(engine.decoder.warm_up)
+            await asyncio.to_thread(engine.background_decoder.warm_up)
             await run_bot(LensCommands(engine), secrets, stop)
     return 0
 

@@ -240,11 +240,11 @@ class LensCommands:
     async def status(self) -> StatusAnswer:
         engine = self.engine
         report = await self._blocking(
-            gather_status, engine.storage, engine.embedder.key, engine.indexes, engine.jobs
+            gather_status, engine.storage, engine.embedder.key, engine.indexer.path, engine.jobs
         )
         return StatusAnswer(
             uptime_s=self._clock() - self._started,
-            indexed=report.indexed,
+            indexed=report.embedded if report.index_file else None,
             collections=len(report.collections),
             answered=self.answered,
             failed=self.failed,
@@ -267,7 +267,3 @@ class LensCommands:
 
 def _k(k: int | None) -> int | None:
     return None if k is None else max(1, min(MAX_K, k))
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,6 +8,7 @@ import itertools
 import logging
 import threading
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -16,6 +17,7 @@ from bot.commands import MAX_K, LensCommands
 from bot.failures import describe_failure
 from bot.options import parse_options
 from core.models import Picture
+from core.storage.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class Console:
         self._out_dir = out_dir
         self._out = out
         self._numbers = itertools.count(1)
+        self._session = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
 
     async def run(self, lines: AsyncIterator[str]) -> None:
         self._say(BANNER)
@@ -71,11 +74,11 @@ class Console:
                 options.rest, options.k, options.collection, allow_files=True
             )
             self._say(render.similar_text(answer, render.PLAIN))
-            self._show(answer.collage, "similar")
+            await self._show(answer.collage, "similar")
         elif command == "value":
             value = await lens.value(rest)
             self._say(render.value_text(value, render.PLAIN))
-            self._show(value.chart, "value")
+            await self._show(value.chart, "value")
         elif command == "collections":
             self._say(render.collections_text(await lens.collections(), render.PLAIN))
         elif command == "status":
@@ -89,10 +92,10 @@ class Console:
             return
         lens.record(ok=True)
 
-    def _show(self, picture: Picture, kind: str) -> None:
-        self._out_dir.mkdir(parents=True, exist_ok=True)
-        path = self._out_dir / f"{kind}-{next(self._numbers):03d}.png"
-        path.write_bytes(picture.data)
+    async def _show(self, picture: Picture, kind: str) -> None:
+        # Named by time as well as number, so a second session never overwrites the first's.
+        path = self._out_dir / f"{kind}-{self._session}-{next(self._numbers):03d}.png"
+        await asyncio.to_thread(atomic_write, path, picture.data, durable=False)
         self._say(f"picture: {path}")
 
     def _say(self, text: str) -> None:

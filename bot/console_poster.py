@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from core.errors import PostingError
 from core.posting import Post
+from core.storage.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +62,10 @@ class ConsolePoster:
         lines = [post.text]
         for i, picture in enumerate(post.pictures, start=1):
             name = f"{stem}-{i}-{safe_name(picture.filename)}"
-            write_atomically(folder / name, picture.data)
+            atomic_write(folder / name, picture.data, durable=False)
             lines.append(f"[picture {i}: {name}] {picture.description}".rstrip())
         text_path = folder / f"{stem}.txt"
-        write_atomically(text_path, ("\n".join(lines) + "\n").encode())
+        atomic_write(text_path, ("\n".join(lines) + "\n").encode(), durable=False)
         return text_path
 
 
@@ -75,16 +73,3 @@ def safe_name(text: str) -> str:
     """``text`` as a file name: only ``[A-Za-z0-9._-]``, no leading dot or dash, not empty."""
     name = _UNSAFE.sub("_", text).lstrip(".-")[:MAX_NAME]
     return name or "_"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so it appears whole or not at all."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise

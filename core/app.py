@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,6 +19,7 @@ from yarl import URL
 from core.config import Settings
 from core.embedding.embedder import Embedder
 from core.embedding.vgg16 import VGG16Embedder
+from core.errors import ConfigError
 from core.imaging.fetch import FetchLimits, HttpImageFetcher, ImageFetcher
 from core.imaging.workers import DecoderPool, ImageDecoder, WorkerLimits
 from core.ingest.service import Ingester
@@ -42,7 +43,11 @@ class Engine:
     settings: Settings
     storage: Storage
     images: ImageStore
+    # Uploads, URLs and collage previews: what people wait for.
     decoder: ImageDecoder
+    # Index and ingest: bulk work, in workers of its own, so hostile uploads cannot stall it
+    # and its batches never queue in front of someone's query.
+    background_decoder: ImageDecoder
     embedder: Embedder
     fetcher: ImageFetcher | None
     queries: QueryResolver
@@ -71,12 +76,13 @@ def make_embedder(settings: Settings) -> VGG16Embedder:
     )
 
 
-def make_decoder(settings: Settings) -> DecoderPool:
-    """The pool of image-decoding worker processes (started on first use)."""
+def make_decoder(settings: Settings, *, background: bool = False) -> DecoderPool:
+    """A pool of image-decoding worker processes (started on first use): the interactive
+    one, or with ``background`` the one for index and ingest."""
     images = settings.images
     return DecoderPool(
         WorkerLimits(
-            workers=images.workers,
+            workers=images.background_workers if background else images.workers,
             memory_bytes=images.worker_memory_mb << 20,
             cpu_s=images.decode_cpu_s,
             timeout_s=images.decode_timeout_s,
@@ -106,11 +112,15 @@ def build_engine(
     decoder: ImageDecoder,
     fetcher: ImageFetcher | None,
     *,
+    background_decoder: ImageDecoder | None = None,
     embedder: Embedder | None = None,
     clock: Clock | None = None,
 ) -> Engine:
-    """Wire the services; nothing here touches the network, a file or the model."""
+    """Wire the services; nothing here touches the network, a file or the model.
+
+    Without a ``background_decoder`` the one ``decoder`` serves everything (tests)."""
     clock = clock or (lambda: datetime.now(UTC))
+    background = background_decoder or decoder
     embedder = embedder or make_embedder(settings)
     images = ImageStore(settings.data_dir)
     catalog = storage.catalog
@@ -121,7 +131,7 @@ def build_engine(
         catalog=catalog,
         vectors=storage.vectors,
         images=images,
-        decoder=decoder,
+        decoder=background,
         embedder=embedder,
         settings=settings,
     )
@@ -143,7 +153,7 @@ def build_engine(
         catalog=catalog,
         sales=storage.sales,
         images=images,
-        decoder=decoder,
+        decoder=background,
         settings=settings,
         clock=clock,
     )
@@ -157,6 +167,7 @@ def build_engine(
         storage=storage,
         images=images,
         decoder=decoder,
+        background_decoder=background,
         embedder=embedder,
         fetcher=fetcher,
         queries=queries,
@@ -170,20 +181,35 @@ def build_engine(
     )
 
 
+@dataclass(frozen=True)
+class _Resources:
+    storage: Storage
+    decoder: ImageDecoder
+    background_decoder: ImageDecoder
+
+
 @contextmanager
 def _resources(
-    settings: Settings, decoder: ImageDecoder | None
-) -> Iterator[tuple[Storage, ImageDecoder]]:
-    """The database (migrated to the newest schema) and the decoding workers."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings: Settings, decoder: ImageDecoder | None, upgrade: bool = True
+) -> Iterator[_Resources]:
+    """The database (migrated to the newest schema unless ``upgrade`` is false) and the
+    decoding workers (two pools, or the one given)."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"The data directory {settings.data_dir} cannot be created ({exc.strerror})."
+        ) from exc
     with ExitStack() as stack:
-        storage = Storage.open(settings.db_url)
+        storage = Storage.open(settings.db_url, upgrade=upgrade)
         stack.callback(storage.close)
-        if decoder is None:
-            pool = make_decoder(settings)
+        if decoder is not None:
+            yield _Resources(storage, decoder, decoder)
+            return
+        pools = [make_decoder(settings), make_decoder(settings, background=True)]
+        for pool in pools:
             stack.callback(pool.close)
-            decoder = pool
-        yield storage, decoder
+        yield _Resources(storage, pools[0], pools[1])
 
 
 @contextmanager
@@ -193,10 +219,20 @@ def open_engine_blocking(
     embedder: Embedder | None = None,
     decoder: ImageDecoder | None = None,
     clock: Clock | None = None,
+    upgrade: bool = True,
 ) -> Iterator[Engine]:
-    """The engine without an HTTP session, for blocking commands; closed on exit."""
-    with _resources(settings, decoder) as (storage, pool):
-        yield build_engine(settings, storage, pool, None, embedder=embedder, clock=clock)
+    """The engine without an HTTP session, for blocking commands; closed on exit. With
+    ``upgrade`` false the database schema is left as it is (read-only commands)."""
+    with _resources(settings, decoder, upgrade) as held:
+        yield build_engine(
+            settings,
+            held.storage,
+            held.decoder,
+            None,
+            background_decoder=held.background_decoder,
+            embedder=embedder,
+            clock=clock,
+        )
 
 
 @asynccontextmanager
@@ -213,17 +249,18 @@ async def open_engine(
     try:
         # Opening the database runs any pending migration, and closing the workers waits for
         # them: blocking work, kept off the event loop.
-        storage, pool = await asyncio.to_thread(stack.enter_context, _resources(settings, decoder))
-        if fetcher is not None:
-            yield build_engine(settings, storage, pool, fetcher, embedder=embedder, clock=clock)
-            return
-        limits = fetch_limits(settings)
-        async with HttpImageFetcher.session(limits) as session:
+        held = await asyncio.to_thread(stack.enter_context, _resources(settings, decoder))
+        async with AsyncExitStack() as sessions:
+            if fetcher is None:
+                limits = fetch_limits(settings)
+                session = await sessions.enter_async_context(HttpImageFetcher.session(limits))
+                fetcher = HttpImageFetcher(session, limits)
             yield build_engine(
                 settings,
-                storage,
-                pool,
-                HttpImageFetcher(session, limits),
+                held.storage,
+                held.decoder,
+                fetcher,
+                background_decoder=held.background_decoder,
                 embedder=embedder,
                 clock=clock,
             )

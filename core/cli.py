@@ -72,8 +72,9 @@ def run_command(handler: Callable[..., Any], args: argparse.Namespace, settings:
                 return int(await handler(args, engine))
 
         return asyncio.run(run())
-    # Blocking commands run on the main thread, so Ctrl-C stops them between batches.
-    with open_engine_blocking(settings) as engine:
+    # Blocking commands run on the main thread, so Ctrl-C stops them between batches. A
+    # read-only command (status) says so, and leaves the schema for `migrate` to upgrade.
+    with open_engine_blocking(settings, upgrade=getattr(args, "upgrade", True)) as engine:
         return int(handler(args, engine))
 
 

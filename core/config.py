@@ -18,6 +18,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
 from core.posting import ChatTarget
@@ -37,8 +39,10 @@ class ImageSettings(_Frozen):
     background: str = "#808080"
     max_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
     max_pixels: Annotated[int, Field(gt=0)] = 40_000_000
-    # Untrusted images are decoded in this many worker processes, each task within these caps.
+    # Untrusted images are decoded in worker processes, each task within these caps: `workers`
+    # for people's queries, `background_workers` for index and ingest.
     workers: Annotated[int, Field(ge=1, le=64)] = 2
+    background_workers: Annotated[int, Field(ge=1, le=64)] = 2
     worker_memory_mb: Annotated[int, Field(ge=256, le=65_536)] = 1024
     decode_cpu_s: Annotated[float, Field(gt=0, le=600)] = 4.0
     decode_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
@@ -120,6 +124,11 @@ def crontab_fields(line: str) -> dict[str, str]:
     if len(parts) != 5:
         raise ValueError(f"cron '{line}' needs five fields: minute hour day month weekday")
     minute, hour, day, month, weekday = parts
+    if day != "*" and weekday != "*":
+        # Crontab runs when either matches; APScheduler only when both do.
+        raise ValueError(
+            f"cron '{line}' restricts both day of month and weekday; keep one of them '*'"
+        )
     return {
         "minute": minute,
         "hour": hour,
@@ -176,8 +185,9 @@ class JobTrigger(_Frozen):
         if (self.every_minutes is None) == (self.cron is None):
             raise ValueError("give exactly one of every_minutes and cron")
         if self.cron is not None:
+            fields = crontab_fields(self.cron)
             try:
-                CronTrigger(**crontab_fields(self.cron))
+                CronTrigger(**fields)
             except ValueError as exc:
                 raise ValueError(f"cron '{self.cron}' is not a valid crontab line") from exc
         return self
@@ -196,9 +206,9 @@ class JobsSettings(_Frozen):
     index: JobTrigger = JobTrigger(every_minutes=15)
     # Remove temporary files that killed processes left behind.
     housekeeping: JobTrigger = JobTrigger(cron="17 4 * * *", jitter_s=300)
-    # A run that was due while the bot was down still runs if it is at most this late; runs
-    # that piled up are coalesced into one.
-    misfire_grace_s: Annotated[int, Field(ge=1, le=86_400)] = 600
+    # A run that was due while the bot was down (or busy) still runs when the bot is back, if
+    # it is at most this late; runs that piled up are coalesced into one.
+    misfire_grace_s: Annotated[int, Field(ge=1, le=7 * 86_400)] = 12 * 3600
     # Chats told when a job fails: "telegram:CHAT_ID", "discord:CHANNEL_ID", "console:NAME".
     alerts: tuple[str, ...] = ()
 
@@ -304,6 +314,16 @@ class Settings(_Frozen):
     bot: BotSettings = BotSettings()
 
     @property
+    def database_password(self) -> str | None:
+        """The password inside ``database_url``, if any (so logs can scrub it)."""
+        if not self.database_url:
+            return None
+        try:
+            return make_url(self.database_url).password
+        except ArgumentError:
+            return None
+
+    @property
     def db_url(self) -> str:
         url = self.database_url or f"sqlite:///{self.data_dir / 'nftlens.sqlite'}"
         # Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3.
@@ -388,6 +408,9 @@ def _apply_env(raw: dict[str, object], env: dict[str, str]) -> None:
 
     if env.get("NFTLENS_DATA_DIR"):
         raw["data_dir"] = env["NFTLENS_DATA_DIR"]
+    if env.get("NFTLENS_DATABASE_URL"):
+        # A URL with a password is a secret: it belongs in the environment, not config.yaml.
+        raw["database_url"] = env["NFTLENS_DATABASE_URL"]
     if env.get("NFTLENS_VGG16_WEIGHTS"):
         section("embedding")["weights"] = env["NFTLENS_VGG16_WEIGHTS"]
     if env.get("NFTLENS_IPFS_GATEWAY"):

@@ -106,3 +106,10 @@ class IndexBusy(LensError):
 
 class JobSkipped(LensError):
     """A scheduled job could not do its work this time and will try again at its next run."""
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """Text a user gave, as it may appear inside one of these sentences: printable, one line,
+    and short."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text.strip())
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.cli_runner import TOKENS, Cli, make_cli
-from tests.datasets import sale_rows
+from tests.datasets import ROOT, sale_rows
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +178,39 @@ def test_similar_k_out_of_range(cli: Cli) -> None:
     assert process.returncode == 2
     assert "--k must be between 1 and 50" in process.stderr
     assert process.stdout == ""
+
+
+def test_similar_k_out_of_range_in_json_is_an_error_line_per_query(cli: Cli) -> None:
+    process = cli.run("similar", "cryptopunks:3", "cryptopunks:4", "--k", "0", "--json")
+
+    assert process.returncode == 2
+    lines = [json.loads(line) for line in process.stdout.splitlines()]
+    assert [line["query"] for line in lines] == ["cryptopunks:3", "cryptopunks:4"]
+    assert all("--k must be between 1 and 50" in line["error"] for line in lines)
+
+
+def test_similar_collection_is_read_like_chat_reads_it(
+    cli: Cli, indexed: subprocess.CompletedProcess[str]
+) -> None:
+    assert indexed.returncode == 0, indexed.stderr
+
+    process = cli.run("similar", "cryptopunks:3", "--collection", "CryptoPunks", "--json")
+
+    assert process.returncode == 0, process.stderr
+    assert {m["collection"] for m in json.loads(process.stdout)["matches"]} == {"cryptopunks"}
+
+
+def test_an_unusable_data_directory_is_a_clean_error(cli: Cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    env = dict(cli.env, NFTLENS_DATA_DIR=str(blocker / "data"))
+
+    process = subprocess.run(
+        [sys.executable, "-m", "core", "status"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert "cannot be created" in assert_clean_failure(process)
 
 
 def test_ingest_of_a_non_dataset_is_a_clean_error(cli: Cli) -> None:

@@ -119,6 +119,18 @@ def test_env_overrides(tmp_path: Path) -> None:
     assert settings.db_url == f"sqlite:///{tmp_path / 'elsewhere' / 'nftlens.sqlite'}"
 
 
+def test_the_database_url_and_its_password_come_from_the_environment(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", {"database_url": "postgresql://lens@db/other"})
+    url = "postgresql://lens:s3cret-pass@db.internal:5432/nftlens"
+
+    settings = load_settings(config, env={"NFTLENS_DATABASE_URL": url})
+    plain = load_settings(config, env={})
+
+    assert settings.db_url == "postgresql+psycopg://lens:s3cret-pass@db.internal:5432/nftlens"
+    assert settings.database_password == "s3cret-pass"
+    assert plain.database_password is None
+
+
 def test_env_names_the_config_file(tmp_path: Path) -> None:
     config = write_config(tmp_path / "lens.yaml", {"search": {"default_k": 7}})
 

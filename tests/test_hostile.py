@@ -61,8 +61,9 @@ def tiny_png() -> bytes:
 
 
 async def test_a_runaway_image_holds_one_worker_not_the_engine(pool: DecoderPool) -> None:
+    # Submitted first, the runaway takes a worker before any of the small ones.
     runaway = asyncio.create_task(pool.prepare(slow_filters(), SPEC))
-    await asyncio.sleep(0.5)  # let it occupy a worker
+    await asyncio.sleep(0)
     started = time.monotonic()
     answered = [await pool.prepare(tiny_png(), SPEC) for _ in range(5)]
     others_took = time.monotonic() - started
@@ -89,7 +90,7 @@ async def test_a_worker_out_of_memory_is_replaced() -> None:
 
 async def test_a_cancelled_request_stops_its_worker(pool: DecoderPool) -> None:
     task = asyncio.create_task(pool.prepare(slow_filters(), SPEC))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -138,7 +139,8 @@ def test_the_cli_answers_every_hostile_query_and_runs_the_rest(cli: Cli, tmp_pat
     assert "is not an image file" in lines[len(files) + 1]["error"]
     assert "is not an image file" in lines[len(files) + 2]["error"]
     assert lines[-1]["matches"][0]["token_id"] == "0"  # the good query still ran
-    assert took < ANSWER_WITHIN_S * 3
+    # Python, TensorFlow and the model start once; then every case within its own bound.
+    assert took < 30 + ANSWER_WITHIN_S * len(queries) / 4
 
 
 # Through the console ---------------------------------------------------------------------
@@ -163,7 +165,7 @@ def test_the_console_answers_every_hostile_picture_and_keeps_going(
         env=env,
         capture_output=True,
         text=True,
-        timeout=ANSWER_WITHIN_S * 4,
+        timeout=30 + ANSWER_WITHIN_S * len(lines),
     )
 
     assert result.returncode == 0, result.stderr
@@ -174,3 +176,19 @@ def test_the_console_answers_every_hostile_picture_and_keeps_going(
         assert case.answer in line, case.name
     assert "1 look-alike" in result.stdout and "cryptopunks #0" in result.stdout
     assert result.stdout.rstrip().endswith("bye")
+
+
+def test_in_a_batch_only_the_image_at_fault_is_blamed(pool: DecoderPool) -> None:
+    # Small images share a worker task; the runaway kills that task, and the batch is
+    # retried one image at a time so its neighbours still come back.
+    blobs = [tiny_png(), slow_filters(), tiny_png(), b"not an image at all", tiny_png()]
+
+    results = pool.prepare_many(blobs, SPEC)
+
+    assert [type(item).__name__ for item in results] == [
+        "PreparedImage",
+        "UnsafeImage",
+        "PreparedImage",
+        "NotAnImage",
+        "PreparedImage",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 
@@ -146,7 +147,10 @@ def _image_of(message: Message | None) -> PhotoSize | Document | None:
 
 async def _download(image: PhotoSize | Document, context: Context) -> bytes:
     file = await context.bot.get_file(image.file_id)
-    return bytes(await file.download_as_bytearray())
+    # BytesIO.getvalue() hands over its buffer without a copy; a bytearray would need one.
+    buffer = io.BytesIO()
+    await file.download_to_memory(out=buffer)
+    return buffer.getvalue()
 
 
 async def _reply_picture(message: Message, picture: Picture, caption: str) -> None:

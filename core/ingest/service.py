@@ -8,6 +8,7 @@ the dataset is, and a killed run keeps every chunk it committed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,18 +26,20 @@ from core.imaging.workers import ImageDecoder
 from core.ingest.dataset import Rejected, TokenEntry, read_collection, read_sales, read_tokens
 from core.models import Sale
 from core.storage import Catalog, SalesBook, TokenWrite, UpsertCounts
-from core.storage.files import read_capped
+from core.storage.files import STALE_TEMP_S, read_capped, sweep_temp_files
 from core.storage.images import ImageStore
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Token rows per database transaction, and sales rows per insert.
-TOKEN_CHUNK = 256
-SALES_CHUNK = 1000
-# Images decoded at once (their bytes are held while the workers check them).
-IMAGE_BATCH = 8
+# Token rows per database transaction, and sales rows per insert (one transaction each).
+TOKEN_CHUNK = 500
+SALES_CHUNK = 5000
+# Images checked by the workers at once: enough to keep them all busy, and at most this
+# many bytes held while they work.
+IMAGE_BATCH = 64
+IMAGE_BATCH_BYTES = 64 << 20
 # Rejected rows kept to show; the rest are only counted.
 KEEP_REJECTED = 50
 
@@ -116,6 +119,7 @@ class Ingester:
         """Ingest ``directory``; running it twice changes nothing the second time."""
         collection = read_collection(directory)
         tokens = read_tokens(directory)  # a dataset without tokens.jsonl fails before writing
+        sweep_temp_files(self._images.root, STALE_TEMP_S)
         collection_pk, changed = self._catalog.upsert_collection(collection)
         rejections = _Rejections()
 
@@ -182,7 +186,7 @@ class Ingester:
         self, collection_pk: int, entries: list[TokenEntry], rejections: _Rejections
     ) -> UpsertCounts:
         writes: list[TokenWrite] = []
-        for batch in _chunked(entries, IMAGE_BATCH):
+        for batch in self._image_batches(entries):
             for entry, outcome in zip(batch, self._store_images(batch), strict=True):
                 if isinstance(outcome, LensError):
                     reason = f"{entry.image_file.name}: {outcome}"
@@ -190,6 +194,20 @@ class Ingester:
                 else:
                     writes.append(outcome)
         return self._catalog.upsert_tokens(collection_pk, writes) if writes else UpsertCounts()
+
+    def _image_batches(self, entries: list[TokenEntry]) -> Iterator[list[TokenEntry]]:
+        """Batches of at most ``IMAGE_BATCH`` images and about ``IMAGE_BATCH_BYTES``."""
+        batch: list[TokenEntry] = []
+        size = 0
+        for entry in entries:
+            with contextlib.suppress(OSError):  # an unreadable image is reported when read
+                size += min(entry.image_file.stat().st_size, self._max_bytes)
+            batch.append(entry)
+            if len(batch) >= IMAGE_BATCH or size >= IMAGE_BATCH_BYTES:
+                yield batch
+                batch, size = [], 0
+        if batch:
+            yield batch
 
     def _store_images(self, batch: list[TokenEntry]) -> list[TokenWrite | LensError]:
         """Check each image in the workers (what the embedder could not read is refused at

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from core.errors import JobSkipped, LensError
@@ -20,7 +21,7 @@ Clock = Callable[[], datetime]
 
 
 class Alerter:
-    """Posts job failures to the configured chats; a failed alert is logged, not raised."""
+    """Posts job failures to the configured chats; a failed alert is logged, never raised."""
 
     def __init__(self, router: PostRouter, targets: Sequence[ChatTarget]) -> None:
         self._router = router
@@ -31,7 +32,8 @@ class Alerter:
         for target in self._targets:
             try:
                 await self._router.post(target, post)
-            except LensError as exc:
+            except Exception as exc:
+                # A chat that is down must not turn one job failure into two.
                 log.warning("could not post the failure of %s to %s: %s", job, target, exc)
 
 
@@ -46,12 +48,9 @@ class JobRunner:
         self._alerter = alerter
         self._running: dict[str, asyncio.Lock] = {}
 
-    def is_running(self, name: str) -> bool:
-        lock = self._running.get(name)
-        return lock is not None and lock.locked()
-
     async def run(self, job: Job) -> JobRun:
-        """One run of ``job``; returns how it went (it never raises for the job's failure)."""
+        """One run of ``job``; returns how it went (it never raises for the job's failure;
+        it re-raises cancellation after recording it)."""
         run_id = secrets.token_hex(6)
         lock = self._running.setdefault(job.name, asyncio.Lock())
         started = self._clock()
@@ -59,51 +58,56 @@ class JobRunner:
             # The scheduler also refuses overlapping runs (max_instances=1); this covers a
             # run started by hand (an admin's "now") while the scheduled one is going.
             run = JobRun(run_id, job.name, started, "skipped", started, "still running")
-            await self._record_whole(run)
+            await self._save(run)
             return run
         async with lock:
-            status, summary, error = "ok", None, None
+            # The final write must land after this one, even if a cancel interrupts the wait.
+            start = asyncio.ensure_future(self._save(JobRun(run_id, job.name, started, "running")))
+            outcome = JobRun(run_id, job.name, started, "ok")
             try:
-                await self._record(self._log.started, run_id, job.name, started)
+                await asyncio.shield(start)
                 summary = await job.work()
             except JobSkipped as exc:
-                status, summary = "skipped", str(exc)
+                outcome = replace(outcome, status="skipped", summary=str(exc))
                 log.info("job %s skipped: %s", job.name, exc)
             except asyncio.CancelledError:
                 # The bot is stopping mid-run: the run is over, and says so.
-                await self._record(
-                    self._log.finished, run_id, "failed", self._clock(), None, "cancelled"
+                await start
+                await self._save(
+                    replace(outcome, status="failed", finished_at=self._clock(), error="cancelled")
                 )
                 raise
             except Exception as exc:
-                status, error = "failed", _one_line(exc)
+                outcome = replace(outcome, status="failed", error=_one_line(exc))
                 # Logged here, once, with the run id; the scheduler never sees the exception.
-                log.error("[%s] job %s failed: %s", run_id, job.name, error, exc_info=exc)
-                if self._alerter is not None:
-                    await self._alerter.job_failed(job.name, run_id, error)
+                log.error("[%s] job %s failed: %s", run_id, job.name, outcome.error, exc_info=exc)
             else:
+                outcome = replace(outcome, summary=summary)
                 log.info("job %s: %s", job.name, summary)
-            finished = self._clock()
-            await self._record(self._log.finished, run_id, status, finished, summary, error)
-        return JobRun(run_id, job.name, started, status, finished, summary, error)
+            outcome = replace(outcome, finished_at=self._clock())
+            finishing = asyncio.ensure_future(self._save(outcome))
+            try:
+                await asyncio.shield(finishing)
+            except asyncio.CancelledError:
+                # Stopping just as the run ended: its outcome is still written.
+                await finishing
+                raise
+        if outcome.status == "failed" and self._alerter is not None and outcome.error:
+            await self._alerter.job_failed(job.name, run_id, outcome.error)
+        return outcome
 
-    async def _record_whole(self, run: JobRun) -> None:
-        await self._record(self._log.started, run.id, run.job, run.started_at)
-        await self._record(
-            self._log.finished, run.id, run.status, run.finished_at, run.summary, run.error
-        )
-
-    async def _record(self, write: Callable[..., None], *args: object) -> None:
+    async def _save(self, run: JobRun) -> None:
         try:
-            await asyncio.to_thread(write, *args)
+            await asyncio.to_thread(self._log.save, run)
         except LensError as exc:
             # The job log is bookkeeping: a database hiccup must not fail the job itself.
             log.warning("could not record a job run: %s", exc)
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    message = text[0] if text else ""
+    """What the job log and the alert chats are told: an engine error's own sentence, or,
+    for anything else, no internals (the detail is in the log under the run's id)."""
     if isinstance(exc, LensError):
-        return message or type(exc).__name__
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+        lines = str(exc).strip().splitlines()
+        return lines[0] if lines else type(exc).__name__
+    return f"it failed unexpectedly ({type(exc).__name__}); the log has the details"

@@ -1,16 +1,18 @@
 """The bot process's one scheduler: APScheduler's ``AsyncIOScheduler`` on the bot's loop.
 
 Each declared job is registered with ``max_instances=1`` (never two runs of a job at once),
-``coalesce`` (runs that piled up while the bot was down become one), a misfire grace time, and
-a jittered trigger. After every run, and at start, each job's next run time is written to the
-job log, so ``python -m core status`` can show it from another process.
+``coalesce`` (runs that piled up become one), a misfire grace time, and a jittered trigger.
+After every run, and at start, each job's next run time is written to the job log, so
+``python -m core status`` can show it from another process, and so that a run that was due
+while the bot was down is not forgotten: at start, a job whose recorded next run has passed
+is registered at that time, and runs at once if it is within the grace time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +25,7 @@ from core.config import JobTrigger, crontab_fields
 from core.errors import LensError
 from core.jobs.model import Job
 from core.jobs.runner import JobRunner
-from core.storage import JobLog
+from core.storage import JobLog, JobPlan
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,14 @@ def make_trigger(trigger: JobTrigger) -> BaseTrigger:
     if trigger.cron is None:  # pragma: no cover - the config model requires one of the two
         raise ValueError("a job trigger needs every_minutes or cron")
     return CronTrigger(**crontab_fields(trigger.cron), timezone=UTC, jitter=jitter)
+
+
+def _missed_run(job: Job, plan: JobPlan | None, now: datetime) -> datetime | None:
+    """The recorded next run of ``job`` if it has passed (and was planned on the schedule
+    the job still has); ``None`` otherwise."""
+    if plan is None or plan.next_run_at is None or plan.trigger != job.trigger.describe():
+        return None
+    return plan.next_run_at if plan.next_run_at < now else None
 
 
 class JobScheduler:
@@ -57,20 +67,40 @@ class JobScheduler:
         self._misfire_grace_s = misfire_grace_s
         self._clock = clock or (lambda: datetime.now(UTC))
         self.scheduler = scheduler or AsyncIOScheduler(timezone=UTC)
+        self._running: set[asyncio.Task[object]] = set()
+        self._recording = asyncio.Lock()
 
     async def __aenter__(self) -> JobScheduler:
-        self.start()
+        try:
+            plans = await asyncio.to_thread(self._log.plans)
+        except LensError as exc:
+            log.warning("could not read the job plans; scheduling afresh: %s", exc)
+            plans = {}
+        self.start(plans)
         await self.record_plans()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        """Stop scheduling, cancel the runs in progress and wait until they have ended (a
+        cancelled run records itself as such; the index job stops between batches), then
+        record the plans the next start will pick up."""
+        if self.scheduler.running:
+            self.scheduler.pause()
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await self.record_plans()
         self.shutdown()
         # AsyncIOScheduler finishes shutting down on the loop's next turn.
         await asyncio.sleep(0)
 
-    def start(self) -> None:
-        """Register every enabled job and start the scheduler on the running loop."""
+    def start(self, plans: Mapping[str, JobPlan] | None = None) -> None:
+        """Register every enabled job and start the scheduler on the running loop; a job
+        whose recorded next run (``plans``) has passed is registered at that time."""
+        now = self._clock()
         for job in self.jobs:
+            missed = _missed_run(job, (plans or {}).get(job.name), now)
             self.scheduler.add_job(
                 self._fire,
                 trigger=make_trigger(job.trigger),
@@ -81,7 +111,10 @@ class JobScheduler:
                 coalesce=True,
                 misfire_grace_time=self._misfire_grace_s,
                 replace_existing=True,
+                **({"next_run_time": missed} if missed else {}),
             )
+            if missed:
+                log.info("job %s was due at %s while the bot was down", job.name, missed)
         self.scheduler.start()
         log.info(
             "scheduler: %s", ", ".join(f"{j.name} ({j.trigger.describe()})" for j in self.jobs)
@@ -104,19 +137,28 @@ class JobScheduler:
         raise KeyError(name)
 
     async def _fire(self, job: Job) -> None:
-        await self._runner.run(job)
-        await self.record_plans()
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            await self._runner.run(job)
+            await self.record_plans()
+        finally:
+            if task is not None:
+                self._running.discard(task)
 
     async def record_plans(self) -> None:
-        """Write each job's next run time to the job log."""
-        now = self._clock()
-        plans = [(job.name, job.trigger.describe(), self.next_run(job.name)) for job in self.jobs]
+        """Write each job's next run time to the job log (one writer at a time, each reading
+        the plans only once it may write, so the newest plan is the one that stays)."""
+        async with self._recording:
+            now = self._clock()
+            plans = [(j.name, j.trigger.describe(), self.next_run(j.name)) for j in self.jobs]
 
-        def write() -> None:
-            for name, trigger, next_run in plans:
-                self._log.planned(name, trigger, next_run, now)
+            def write() -> None:
+                for name, trigger, next_run in plans:
+                    self._log.planned(name, trigger, next_run, now)
 
-        try:
-            await asyncio.to_thread(write)
-        except LensError as exc:
-            log.warning("could not record the job plans: %s", exc)
+            try:
+                await asyncio.to_thread(write)
+            except LensError as exc:
+                log.warning("could not record the job plans: %s", exc)

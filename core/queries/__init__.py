@@ -8,7 +8,6 @@ from core.queries.grammar import (
     is_url,
     parse_reference,
     parse_slug,
-    shown,
 )
 from core.queries.resolve import ImageSubject, QueryResolver, Subject, TokenSubject
 
@@ -24,5 +23,4 @@ __all__ = [
     "is_url",
     "parse_reference",
     "parse_slug",
-    "shown",
 ]

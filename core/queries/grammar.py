@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.errors import QueryError
+from core.errors import QueryError, shown
 from core.models import SLUG_PATTERN, TOKEN_ID_PATTERN, is_slug
 
 # "cryptopunks 7804", "cryptopunks:7804", "cryptopunks #7804", "cryptopunks:#7804"
@@ -94,9 +94,3 @@ def parse_slug(text: str) -> str:
     if not is_slug(slug):
         raise QueryError(f"'{shown(text)}' is not a collection name.")
     return slug
-
-
-def shown(text: str, limit: int = 60) -> str:
-    """User-given text as it may appear in a reply: printable, one line, and short."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text.strip())
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import FetchError, QueryError, UnknownToken
+from core.errors import FetchError, QueryError, UnknownToken, shown
 from core.imaging.decode import too_large
 from core.imaging.fetch import ImageFetcher
 from core.queries.grammar import (
@@ -16,7 +16,6 @@ from core.queries.grammar import (
     TokenRef,
     is_url,
     parse_reference,
-    shown,
 )
 from core.storage import Catalog, StoredToken
 from core.storage.files import read_capped

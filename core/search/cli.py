@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
+import secrets
 import sys
 from pathlib import Path
 from typing import Any, Protocol
@@ -11,12 +14,15 @@ from typing import Any, Protocol
 from core.config import Settings
 from core.errors import LensError
 from core.models import Match, SimilarResult
+from core.queries import parse_slug
 from core.render.collage import render_collage
 from core.search.indexing import Indexer
 from core.search.similar import SimilarService
 from core.storage import Storage
 from core.storage.files import atomic_write
 from core.storage.images import ImageStore
+
+log = logging.getLogger(__name__)
 
 
 class SearchServices(Protocol):
@@ -63,7 +69,8 @@ def add_commands(commands: Any) -> None:
 
 
 def run_index(args: argparse.Namespace, engine: SearchServices) -> int:
-    report = engine.indexer.run(args.collection)
+    collection = parse_slug(args.collection) if args.collection else None
+    report = engine.indexer.run(collection)
     print(report.summary())
     return 0
 
@@ -71,11 +78,17 @@ def run_index(args: argparse.Namespace, engine: SearchServices) -> int:
 async def run_similar(args: argparse.Namespace, engine: SearchServices) -> int:
     max_k = engine.settings.search.max_k
     if args.k is not None and not 1 <= args.k <= max_k:
-        print(f"error: --k must be between 1 and {max_k}.", file=sys.stderr)
+        problem = f"--k must be between 1 and {max_k}."
+        if not args.json:
+            print(f"error: {problem}", file=sys.stderr)
+        for query in args.queries if args.json else ():
+            _emit_error(query, problem, as_json=True)
         return 2
+    collection = None
     if args.collection:
         try:
-            engine.storage.catalog.collection(args.collection)
+            collection = parse_slug(args.collection)
+            await asyncio.to_thread(engine.storage.catalog.collection, collection)
         except LensError as exc:
             if not args.json:
                 raise
@@ -87,7 +100,7 @@ async def run_similar(args: argparse.Namespace, engine: SearchServices) -> int:
         collage = args.collage is not None and number == 0
         try:
             result = await engine.similar.similar(
-                query, args.k, args.collection, allow_files=True, preview=collage
+                query, args.k, collection, allow_files=True, preview=collage
             )
             if collage:
                 previews = await engine.similar.previews([m.image for m in result.matches])
@@ -101,6 +114,14 @@ async def run_similar(args: argparse.Namespace, engine: SearchServices) -> int:
         except OSError as exc:
             failures += 1
             _emit_error(query, f"Cannot write the collage: {exc.strerror}.", args.json)
+            continue
+        except Exception:
+            # A fault of ours, not of the query: logged with an id, and the other queries
+            # still run.
+            failures += 1
+            incident = secrets.token_hex(4)
+            log.exception("[%s] similar failed for %r", incident, query)
+            _emit_error(query, f"Something went wrong on our side (ref {incident}).", args.json)
             continue
         if args.json:
             print(json.dumps(result_json(result, engine.images)), flush=True)

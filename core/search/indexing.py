@@ -10,6 +10,7 @@ and the scheduled job skips its turn rather than queue behind a long CLI run.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from core.imaging.prepare import PrepareSpec
 from core.imaging.workers import ImageDecoder
 from core.search.index import VectorIndex
 from core.storage import Catalog, StoredToken, VectorStore
+from core.storage.files import STALE_TEMP_S, sweep_temp_files
 from core.storage.images import ImageStore
 
 log = logging.getLogger(__name__)
@@ -85,11 +87,18 @@ class Indexer:
         )
 
     def run(
-        self, collection: str | None = None, *, progress: bool = True, wait: bool = True
+        self,
+        collection: str | None = None,
+        *,
+        progress: bool = True,
+        wait: bool = True,
+        stop: threading.Event | None = None,
     ) -> IndexReport:
         """Embed what is missing (optionally one collection's), then rewrite the index file.
 
-        With ``wait`` false, raise ``IndexBusy`` at once if another run holds the lock.
+        With ``wait`` false, raise ``IndexBusy`` at once if another run holds the lock. Once
+        ``stop`` is set the run ends after the batch in flight, keeping what it embedded and
+        leaving the index file for the next run (its report's kind is "stopped").
         """
         if collection is not None:
             self._catalog.collection(collection)  # an unknown slug fails before any waiting
@@ -103,11 +112,14 @@ class Indexer:
             log.info("another index run is in progress; waiting for it to finish")
             lock.acquire()
         try:
-            return self._run(collection, progress)
+            sweep_temp_files(self.path.parent, STALE_TEMP_S)
+            return self._run(collection, progress, stop)
         finally:
             lock.release()
 
-    def _run(self, collection: str | None, progress: bool) -> IndexReport:
+    def _run(
+        self, collection: str | None, progress: bool, stop: threading.Event | None
+    ) -> IndexReport:
         started = time.perf_counter()
         todo = self._vectors.tokens_to_embed(self._embedder.key, collection)
         embedded = failed = 0
@@ -123,6 +135,9 @@ class Indexer:
                 embedded += len(batch.items)
                 failed += len(batch.failed)
                 bar.update(len(batch.items) + len(batch.failed))
+                if stop is not None and stop.is_set():
+                    elapsed = time.perf_counter() - started
+                    return IndexReport(embedded, failed, 0, "stopped", elapsed)
         elapsed = time.perf_counter() - started
         keys, vectors = self._vectors.vectors(self._embedder.key)
         if embedded == 0:
@@ -177,8 +192,14 @@ class IndexCache:
         self._ef_search = ef_search
         self._stamp: tuple[int, int] | None = None
         self._index: VectorIndex | None = None
+        # Two threads seeing a new file at once load it once, not twice (it can be GBs).
+        self._lock = threading.Lock()
 
     def get(self) -> VectorIndex:
+        with self._lock:
+            return self._get()
+
+    def _get(self) -> VectorIndex:
         try:
             stat = self._path.stat()
         except FileNotFoundError as exc:
@@ -195,10 +216,3 @@ class IndexCache:
                 ) from exc
             self._stamp = stamp
         return self._index
-
-    def size(self) -> int | None:
-        """How many vectors the index holds; ``None`` when there is none yet."""
-        try:
-            return len(self.get())
-        except IndexNotReady:
-            return None

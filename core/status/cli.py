@@ -9,10 +9,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from core.embedding.embedder import Embedder
+from core.errors import StorageError
 from core.jobs import Job
-from core.search.indexing import IndexCache
+from core.search.indexing import Indexer
 from core.status.report import StatusReport, gather_status
 from core.storage import JobRun, Storage
+from core.storage.migrate import current_revision, head_revision
 
 
 class StatusServices(Protocol):
@@ -25,7 +27,7 @@ class StatusServices(Protocol):
     def embedder(self) -> Embedder: ...
 
     @property
-    def indexes(self) -> IndexCache: ...
+    def indexer(self) -> Indexer: ...
 
     @property
     def jobs(self) -> tuple[Job, ...]: ...
@@ -39,11 +41,18 @@ def add_commands(commands: Any) -> None:
         "status", help="collections, counts, the index, and each job's last and next run"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object")
-    parser.set_defaults(run=run_status)
+    # Looking must not upgrade a database that an older bot is still running on.
+    parser.set_defaults(run=run_status, upgrade=False)
 
 
 def run_status(args: argparse.Namespace, engine: StatusServices) -> int:
-    report = gather_status(engine.storage, engine.embedder.key, engine.indexes, engine.jobs)
+    current, head = current_revision(engine.storage.database), head_revision()
+    if current != head:
+        raise StorageError(
+            f"The database schema is at revision {current or 'none'} and this NFT Lens needs "
+            f"{head}; run 'python -m core migrate' first."
+        )
+    report = gather_status(engine.storage, engine.embedder.key, engine.indexer.path, engine.jobs)
     if args.json:
         print(json.dumps(report_json(report)))
     else:
@@ -54,7 +63,12 @@ def run_status(args: argparse.Namespace, engine: StatusServices) -> int:
 def report_json(report: StatusReport) -> dict[str, Any]:
     return {
         "schema_revision": report.schema_revision,
-        "index": {"model": report.model, "vectors": report.indexed},
+        "index": {
+            "model": report.model,
+            "vectors": report.embedded,
+            "file_bytes": report.index_file.size_bytes if report.index_file else None,
+            "updated_at": _iso(report.index_file.updated_at) if report.index_file else None,
+        },
         "collections": [
             {
                 "slug": c.slug,
@@ -85,9 +99,15 @@ def report_json(report: StatusReport) -> dict[str, Any]:
 
 
 def format_report(report: StatusReport, now: datetime) -> str:
-    vectors = f"{report.indexed:,} vectors" if report.indexed is not None else "not built yet"
+    index = report.index_file
+    built = (
+        f"file {index.size_bytes / 1e6:,.1f} MB, rebuilt {index.updated_at:%Y-%m-%d %H:%M} UTC"
+        if index
+        else "not built yet (python -m core index)"
+    )
     lines = [
-        f"schema revision {report.schema_revision or '?'}; index ({report.model}): {vectors}",
+        f"schema revision {report.schema_revision or '?'}",
+        f"index ({report.model}): {report.embedded:,} vectors; {built}",
         "collections:" if report.collections else "collections: none tracked yet",
     ]
     for c in report.collections:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 from core.jobs import Job
-from core.search.indexing import IndexCache
 from core.storage import JobRun, Storage
+from core.storage.migrate import current_revision
 
 
 @dataclass(frozen=True)
@@ -39,20 +40,31 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
+class IndexFile:
+    """The index file on disk, read without loading it (it can be gigabytes)."""
+
+    path: Path
+    size_bytes: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class StatusReport:
     """Everything ``python -m core status`` prints."""
 
     schema_revision: str | None
     model: str
-    indexed: int | None
+    # Tokens with a current vector for the model (the index holds them once it is rebuilt).
+    embedded: int
+    index_file: IndexFile | None
     collections: tuple[CollectionStatus, ...]
     jobs: tuple[JobStatus, ...]
 
 
 def gather_status(
-    storage: Storage, model_key: str, indexes: IndexCache, jobs: Sequence[Job]
+    storage: Storage, model_key: str, index_path: Path, jobs: Sequence[Job]
 ) -> StatusReport:
-    """Read the report from the database and the index file (blocking)."""
+    """Read the report from the database and the index file's metadata (blocking)."""
     tokens = storage.catalog.token_counts()
     sales = storage.sales.counts()
     embedded = storage.vectors.counts(model_key)
@@ -82,11 +94,19 @@ def gather_status(
         )
         for job in jobs
     )
-    migration = storage.migration
     return StatusReport(
-        schema_revision=migration.after if migration else None,
+        schema_revision=current_revision(storage.database),
         model=model_key,
-        indexed=indexes.size(),
+        embedded=sum(embedded.values()),
+        index_file=_index_file(index_path),
         collections=collections,
         jobs=job_rows,
     )
+
+
+def _index_file(path: Path) -> IndexFile | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return IndexFile(path, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))

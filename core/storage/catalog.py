@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
-from core.errors import UnknownCollection, UnknownToken
+from core.errors import UnknownCollection, UnknownToken, shown
 from core.models import Attribute, Collection, ImageRef
 from core.storage import schema
 from core.storage.database import Database, chunks
@@ -82,7 +82,7 @@ class Catalog:
         with self._db.reading() as conn:
             row = conn.execute(select(table).where(table.c.slug == slug)).first()
         if row is None:
-            raise UnknownCollection(f"No collection called '{_shown(slug)}' is tracked.")
+            raise UnknownCollection(f"No collection called '{shown(slug)}' is tracked.")
         return _collection(row)
 
     def collection_pk(self, slug: str) -> int:
@@ -90,7 +90,7 @@ class Catalog:
         with self._db.reading() as conn:
             pk = conn.execute(select(table.c.id).where(table.c.slug == slug)).scalar()
         if pk is None:
-            raise UnknownCollection(f"No collection called '{_shown(slug)}' is tracked.")
+            raise UnknownCollection(f"No collection called '{shown(slug)}' is tracked.")
         return int(pk)
 
     def collections(self) -> list[Collection]:
@@ -116,7 +116,9 @@ class Catalog:
 
     def _upsert_chunk(self, collection_pk: int, writes: list[TokenWrite]) -> UpsertCounts:
         t, a = schema.tokens, schema.attributes
-        added = updated = unchanged = 0
+        # The last row for an id wins, as row by row would (the same id twice in one chunk
+        # would otherwise be one statement updating a row twice, which PostgreSQL refuses).
+        latest = {write.token_id: write for write in writes}
         with self._db.writing() as conn:
             existing = {
                 row.token_id: row
@@ -126,49 +128,56 @@ class Catalog:
                         t.c.attributes_json,
                     )
                     .where(t.c.collection_id == collection_pk)
-                    .where(t.c.token_id.in_([write.token_id for write in writes]))
+                    .where(t.c.token_id.in_(list(latest)))
                 )
             }  # fmt: skip
-            for write in writes:
+            changed: list[tuple[TokenWrite, dict[str, Any]]] = []
+            unchanged = 0
+            for write in latest.values():
                 values = {
+                    "collection_id": collection_pk,
+                    "token_id": write.token_id,
                     "name": write.name,
                     "image_path": ImageStore.key(write.image),
                     "image_sha256": write.image.sha256,
                     "attributes_json": _attributes_json(write.attributes),
                 }
                 row = existing.get(write.token_id)
-                if row is not None and all(getattr(row, k) == v for k, v in values.items()):
+                if row is not None and all(
+                    getattr(row, key) == values[key]
+                    for key in ("name", "image_path", "image_sha256", "attributes_json")
+                ):
                     unchanged += 1
-                    continue
-                # ON CONFLICT: a concurrent ingest or sync may have added the token meanwhile.
-                statement = (
-                    self._db.insert(t)
-                    .values(collection_id=collection_pk, token_id=write.token_id, **values)
-                    .on_conflict_do_update(
-                        index_elements=[t.c.collection_id, t.c.token_id], set_=values
-                    )
-                    .returning(t.c.id)
-                )
-                pk = int(conn.execute(statement).scalar_one())
-                if row is None:
-                    added += 1
                 else:
-                    updated += 1
-                conn.execute(a.delete().where(a.c.token_pk == pk))
-                if write.attributes:
-                    conn.execute(
-                        a.insert(),
-                        [
-                            {
-                                "token_pk": pk,
-                                "position": i,
-                                "trait_type": attr.trait_type,
-                                "value": attr.value,
-                            }
-                            for i, attr in enumerate(write.attributes)
-                        ],
-                    )
-        return UpsertCounts(added, updated, unchanged)
+                    changed.append((write, values))
+            unchanged += len(writes) - len(latest)
+            if not changed:
+                return UpsertCounts(unchanged=unchanged)
+            # One statement for the chunk. ON CONFLICT: a concurrent ingest or sync may have
+            # added a token between our read and this write.
+            statement = self._db.insert(t)
+            statement = statement.on_conflict_do_update(
+                index_elements=[t.c.collection_id, t.c.token_id],
+                set_={
+                    key: statement.excluded[key]
+                    for key in ("name", "image_path", "image_sha256", "attributes_json")
+                },
+            ).returning(t.c.id, t.c.token_id, sort_by_parameter_order=True)
+            keys = {
+                token_id: int(pk)
+                for pk, token_id in conn.execute(statement, [values for _, values in changed])
+            }
+            conn.execute(a.delete().where(a.c.token_pk.in_(list(keys.values()))))
+            attributes = [
+                {"token_pk": keys[write.token_id], "position": i, "trait_type": attr.trait_type,
+                 "value": attr.value}
+                for write, _ in changed
+                for i, attr in enumerate(write.attributes)
+            ]  # fmt: skip
+            if attributes:
+                conn.execute(a.insert(), attributes)
+        added = sum(1 for write, _ in changed if write.token_id not in existing)
+        return UpsertCounts(added, len(changed) - added, unchanged)
 
     def token(self, slug: str, token_id: str) -> StoredToken:
         rows = self._tokens(
@@ -176,7 +185,7 @@ class Catalog:
         )
         if not rows:
             self.collection(slug)  # raises UnknownCollection when that is the real problem
-            raise UnknownToken(f"Token {_shown(token_id)} is not in collection '{slug}'.")
+            raise UnknownToken(f"Token {shown(token_id)} is not in collection '{slug}'.")
         return rows[0]
 
     def tokens_with_id(self, token_id: str) -> list[StoredToken]:
@@ -272,9 +281,3 @@ def _collection(row: Any) -> Collection:
 
 def _attributes_json(attrs: Sequence[Attribute]) -> str:
     return json.dumps([[a.trait_type, a.value] for a in attrs], separators=(",", ":"))
-
-
-def _shown(text: str, limit: int = 40) -> str:
-    """User-given text as it may appear in a reply: printable and short."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"

@@ -21,6 +21,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".part"
+# A temporary file this old belongs to no write still in progress (the longest writes, an
+# index of a million vectors or a large image, take minutes).
+STALE_TEMP_S = 6 * 3600
 
 
 def temp_path_for(path: Path) -> Path:
@@ -44,25 +47,46 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
-def atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
-    """Write ``data`` (bytes, or chunks of it) to ``path`` atomically."""
-    with atomic_path(path) as tmp, tmp.open("wb") as handle:
-        if isinstance(data, bytes | bytearray | memoryview):
-            handle.write(data)
-        else:
-            for chunk in data:
-                handle.write(chunk)
-        handle.flush()
-        os.fsync(handle.fileno())
+def atomic_write(path: Path, data: bytes | Iterable[bytes], *, durable: bool = True) -> None:
+    """Write ``data`` (bytes, or chunks of it) to ``path`` atomically.
+
+    ``durable`` also syncs the bytes to disk before the rename, so even a power cut leaves
+    the old file or the whole new one. Without it a killed process is still safe (the page
+    cache survives it); callers that can tell a torn file and write it again skip the cost.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    # One open (O_EXCL: never someone else's file); opening costs more than writing a small
+    # image on some filesystems.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(data, bytes | bytearray | memoryview):
+                handle.write(data)
+            else:
+                for chunk in data:
+                    handle.write(chunk)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_capped(path: Path, max_bytes: int) -> bytes | None:
     """The file's bytes, or ``None`` when it is larger than ``max_bytes`` (checked before
     reading, and again while reading, in case it grew); ``OSError`` when unreadable."""
-    if path.stat().st_size > max_bytes:
+    size = path.stat().st_size
+    if size > max_bytes:
         return None
     with path.open("rb") as handle:
-        data = handle.read(max_bytes + 1)
+        # Ask for what stat said plus one byte: asking for max_bytes would allocate (and
+        # page in) 20 MB for every 1 KB punk.
+        data = handle.read(size + 1)
+        if len(data) > size:
+            data += handle.read(max_bytes + 1 - len(data))
     return None if len(data) > max_bytes else data
 
 

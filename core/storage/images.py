@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
 from core.errors import ImageError
 from core.imaging.decode import too_large
 from core.models import ImageRef
-from core.storage.files import TEMP_SUFFIX, atomic_write, read_capped, temp_path_for
+from core.storage.files import TEMP_SUFFIX, atomic_write, read_capped
 
-CHUNK_BYTES = 1 << 20
 _SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -56,41 +54,11 @@ class ImageStore:
         """Store ``data`` (once: the same bytes again cost nothing) and return its reference."""
         ref = ImageRef(hashlib.sha256(data).hexdigest(), _clean_suffix(suffix))
         target = self.path(ref)
-        if not target.is_file():
-            atomic_write(target, data)
+        if not _holds(target, len(data)):
+            # Not synced to disk (an fsync per image tripled ingest time): a file a power cut
+            # tore has the wrong size, and the next ingest writes it again.
+            atomic_write(target, data, durable=False)
         return ref
-
-    def put_file(self, source: Path, max_bytes: int) -> ImageRef:
-        """Copy a file in, streaming: checked against ``max_bytes`` before and while reading,
-        never held in memory whole."""
-        size = source.stat().st_size
-        if size > max_bytes:
-            raise too_large(size, max_bytes)
-        self._root.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path_for(self._root / "incoming")
-        digest = hashlib.sha256()
-        copied = 0
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            with os.fdopen(fd, "wb") as out, source.open("rb") as handle:
-                while chunk := handle.read(CHUNK_BYTES):
-                    copied += len(chunk)
-                    if copied > max_bytes:  # the file grew after the size check
-                        raise too_large(copied, max_bytes)
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            ref = ImageRef(digest.hexdigest(), _clean_suffix(source.suffix))
-            target = self.path(ref)
-            if target.is_file():
-                tmp.unlink()
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, target)
-            return ref
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def read(self, ref: ImageRef, max_bytes: int) -> bytes:
         """The stored bytes, size-checked before they are read."""
@@ -104,6 +72,14 @@ class ImageStore:
         if data is None:
             raise too_large(path.stat().st_size, max_bytes, "The stored image")
         return data
+
+
+def _holds(path: Path, size: int) -> bool:
+    """Whether ``path`` is already a stored image of ``size`` bytes."""
+    try:
+        return path.is_file() and path.stat().st_size == size
+    except OSError:
+        return False
 
 
 def _clean_suffix(suffix: str) -> str:

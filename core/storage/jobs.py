@@ -44,37 +44,30 @@ class JobLog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def started(self, run_id: str, job: str, at: datetime) -> None:
-        with self._db.writing() as conn:
-            conn.execute(
-                schema.job_runs.insert().values(
-                    id=run_id, job=job, started_at=at, status="running"
-                )
-            )
-
-    def finished(
-        self,
-        run_id: str,
-        status: str,
-        at: datetime,
-        summary: str | None = None,
-        error: str | None = None,
-    ) -> None:
+    def save(self, run: JobRun) -> None:
+        """Write a run as it stands now (insert, or update the row of the same id), and keep
+        only the newest ``KEEP_RUNS`` runs of its job."""
         r = schema.job_runs
+        values = {
+            "job": run.job,
+            "started_at": run.started_at,
+            "status": run.status,
+            "finished_at": run.finished_at,
+            "summary": run.summary,
+            "error": run.error,
+        }
+        statement = self._db.insert(r).values(id=run.id, **values)
+        statement = statement.on_conflict_do_update(index_elements=[r.c.id], set_=values)
         with self._db.writing() as conn:
-            conn.execute(
-                r.update()
-                .where(r.c.id == run_id)
-                .values(status=status, finished_at=at, summary=summary, error=error)
-            )
-            job = conn.execute(select(r.c.job).where(r.c.id == run_id)).scalar()
-            stale = (
-                select(r.c.id)
-                .where(r.c.job == job)
-                .order_by(r.c.started_at.desc())
-                .offset(KEEP_RUNS)
-            )
-            conn.execute(r.delete().where(r.c.id.in_(stale.scalar_subquery())))
+            conn.execute(statement)
+            if run.finished_at is not None:
+                stale = (
+                    select(r.c.id)
+                    .where(r.c.job == run.job)
+                    .order_by(r.c.started_at.desc())
+                    .offset(KEEP_RUNS)
+                )
+                conn.execute(r.delete().where(r.c.id.in_(stale.scalar_subquery())))
 
     def last_runs(self) -> dict[str, JobRun]:
         """Each job's most recent run."""

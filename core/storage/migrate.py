@@ -8,6 +8,7 @@ stamped at the first revision, which is exactly that schema, and upgraded from t
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,9 +57,10 @@ def head_revision() -> str:
 
 
 def current_revision(db: Database) -> str | None:
-    """The database's revision; ``None`` for an empty or pre-Alembic database."""
+    """The database's revision (a version 0.1 database is at the baseline); ``None`` for an
+    empty database."""
     with db.reading() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _revision_or_baseline(conn)
 
 
 def migrate(db: Database) -> Migration:
@@ -113,7 +115,14 @@ def _exclusive(db: Database) -> Iterator[None]:
     an SQLite file (SQLite runs DDL outside transactions, so it needs the outer lock)."""
     if db.dialect == "postgresql":
         with db.engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PG_LOCK_KEY})
+            deadline = time.monotonic() + LOCK_TIMEOUT_S
+            lock = text("SELECT pg_try_advisory_lock(:key)")
+            while not conn.execute(lock, {"key": PG_LOCK_KEY}).scalar():
+                if time.monotonic() > deadline:
+                    raise StorageError(
+                        "Another process has been upgrading the database for too long."
+                    )
+                time.sleep(0.5)
             conn.commit()
             try:
                 yield

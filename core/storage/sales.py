@@ -21,36 +21,36 @@ class SalesBook:
         self._db = db
 
     def add(self, collection_pk: int, sales: Sequence[Sale]) -> UpsertCounts:
-        """Insert sales not yet stored; one transaction per 500, idempotent.
+        """Insert the sales not yet stored, in one transaction; idempotent.
 
         ``ON CONFLICT DO NOTHING`` on the natural key, so a second run, a concurrent sync or
         the same sale twice in one file adds nothing, and nothing the size of the collection's
-        history is held in memory to find out.
+        history is held in memory to find out. Callers pass sales in chunks of thousands.
         """
         s = schema.sales
-        added = 0
-        for chunk in chunks(list(sales)):
-            rows = [
-                {
-                    "collection_id": collection_pk,
-                    "token_id": sale.token_id,
-                    "timestamp": sale.timestamp,
-                    "price": sale.price,
-                    "currency": sale.currency,
-                    "tx": sale.tx,
-                    "seller": sale.seller,
-                    "buyer": sale.buyer,
-                    "marketplace": sale.marketplace,
-                }
-                for sale in chunk
-            ]
-            statement = (
-                self._db.insert(s)
-                .on_conflict_do_nothing(index_elements=[s.c.collection_id, s.c.tx, s.c.token_id])
-                .returning(s.c.id)
-            )
-            with self._db.writing() as conn:
-                added += len(conn.execute(statement, rows).all())
+        if not sales:
+            return UpsertCounts()
+        rows = [
+            {
+                "collection_id": collection_pk,
+                "token_id": sale.token_id,
+                "timestamp": sale.timestamp,
+                "price": sale.price,
+                "currency": sale.currency,
+                "tx": sale.tx,
+                "seller": sale.seller,
+                "buyer": sale.buyer,
+                "marketplace": sale.marketplace,
+            }
+            for sale in sales
+        ]
+        statement = (
+            self._db.insert(s)
+            .on_conflict_do_nothing(index_elements=[s.c.collection_id, s.c.tx, s.c.token_id])
+            .returning(s.c.id)
+        )
+        with self._db.writing() as conn:
+            added = len(conn.execute(statement, rows).all())
         return UpsertCounts(added=added, unchanged=len(sales) - added)
 
     def counts(self) -> dict[str, int]:

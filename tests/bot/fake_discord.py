@@ -22,6 +22,9 @@ TOKEN = "MTIzNDU2.fake-discord-bot-token.for-tests-only"
 APP_ID = "700000000000000001"
 BOT_ID = APP_ID
 GUILD_ID = "710000000000000002"
+# The fake sends its one guild right after READY, so a client need not wait discord.py's
+# default 2 s for more (a guild arriving later is still taken in, as from Discord).
+GUILD_READY_S = 0.05
 CHANNEL_ID = "720000000000000003"
 ADMIN_ROLE = "730000000000000004"
 

@@ -14,11 +14,12 @@ from discord.http import Route
 from bot.app import NO_FRONT_END, front_end_names, make_scheduler, run_bot
 from bot.commands import LensCommands
 from core.config import JobTrigger, Secrets
+from core.errors import FetchError
 from core.jobs import Job
 from core.posting import PostRouter
 from tests.bot import fake_discord, fake_telegram
 from tests.bot.conftest import LensFactory
-from tests.bot.fake_discord import FakeDiscord, interaction
+from tests.bot.fake_discord import GUILD_READY_S, FakeDiscord, interaction
 from tests.bot.fake_telegram import FakeBotApi, update
 from tests.bot.fakes import CRITTERS, Library
 from tests.datasets import ROOT, write_config
@@ -44,7 +45,7 @@ async def test_both_front_ends_share_one_loop_and_one_engine(
             "discord": {
                 "api_root": discord.root,
                 "command_sync": "global",
-                "guild_ready_timeout_s": 0.5,
+                "guild_ready_timeout_s": GUILD_READY_S,
             },
         }
     )
@@ -82,7 +83,7 @@ async def test_the_bot_runs_the_engine_jobs_and_posts_failures_to_every_platform
             "discord": {
                 "api_root": fake.root,
                 "command_sync": "off",
-                "guild_ready_timeout_s": 0.5,
+                "guild_ready_timeout_s": GUILD_READY_S,
             },
             "console_dir": str(tmp_path / "console"),
         },
@@ -90,7 +91,7 @@ async def test_the_bot_runs_the_engine_jobs_and_posts_failures_to_every_platform
     )
 
     async def broken() -> str:
-        raise RuntimeError("the marketplace answered 502")
+        raise FetchError("The marketplace answered HTTP 502.")
 
     trigger = JobTrigger(every_minutes=60)
     engine = replace(
@@ -101,12 +102,13 @@ async def test_the_bot_runs_the_engine_jobs_and_posts_failures_to_every_platform
     secrets = Secrets.from_env(
         {"TELEGRAM_BOT_TOKEN": fake_telegram.TOKEN, "DISCORD_BOT_TOKEN": fake_discord.TOKEN}
     )
-    stop = asyncio.Event()
-    running = asyncio.create_task(run_bot(lens, secrets, stop, router=router, scheduler=scheduler))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(
+        run_bot(lens, secrets, stop, router=router, scheduler=scheduler, ready=ready)
+    )
     try:
-        await api.wait_for(lambda calls: any(c.method == "setMyCommands" for c in calls))
-        while not scheduler.scheduler.running or "discord" not in router.platforms:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(ready.wait(), timeout=60)
+        assert router.platforms == ("console", "discord", "telegram")
         registered = {job.id for job in scheduler.scheduler.get_jobs()}
         await scheduler.run_now("broken")
     finally:
@@ -124,7 +126,7 @@ async def test_the_bot_runs_the_engine_jobs_and_posts_failures_to_every_platform
         console_alert.read_text(encoding="utf-8"),
     ):
         assert f"'broken' failed (ref {run.id})" in text
-        assert "the marketplace answered 502" in text
+        assert "The marketplace answered HTTP 502." in text
     assert router.platforms == ("console",)  # the front ends unregistered as they stopped
     assert not scheduler.scheduler.running
 

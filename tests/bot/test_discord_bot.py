@@ -16,6 +16,7 @@ from core.config import AdminSettings, DiscordSettings
 from tests.bot.fake_discord import (
     ADMIN_ROLE,
     GUILD_ID,
+    GUILD_READY_S,
     TOKEN,
     FakeDiscord,
     attachment,
@@ -24,9 +25,6 @@ from tests.bot.fake_discord import (
 from tests.bot.fakes import CRITTERS, SOLANA, Library, screenshot_png
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# The fake sends its one guild right after READY; discord.py's 2 s wait for more would be
-# dead time in every test.
-GUILD_READY_S = 0.5
 DEFERRED = 5  # InteractionResponseType.deferred_channel_message
 MESSAGE = 4  # InteractionResponseType.channel_message
 AUTOCOMPLETE = 8  # InteractionResponseType.autocomplete_result

@@ -22,7 +22,7 @@ from core.errors import PostingError
 from core.models import Picture
 from core.posting import ChatTarget, Post, PostRouter
 from tests.bot import fake_discord, fake_telegram
-from tests.bot.fake_discord import CHANNEL_ID, FakeDiscord
+from tests.bot.fake_discord import CHANNEL_ID, GUILD_READY_S, FakeDiscord
 from tests.bot.fake_telegram import FakeBotApi
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -218,7 +218,9 @@ async def connected(fake: FakeDiscord) -> AsyncIterator[discord.Client]:
     with discord_endpoints(fake.root):
         # READY waits this long for more GUILD_CREATEs (2 s by default); the fake sends its
         # one guild right after READY.
-        client = discord.Client(intents=discord.Intents(guilds=True), guild_ready_timeout=0.5)
+        client = discord.Client(
+            intents=discord.Intents(guilds=True), guild_ready_timeout=GUILD_READY_S
+        )
         await client.login(fake_discord.TOKEN)
         connection = asyncio.create_task(client.connect())
         try:

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,11 +20,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.config import JobsSettings, JobTrigger, crontab_fields
-from core.errors import JobSkipped, StorageError
+from core.errors import FetchError, JobSkipped, StorageError
 from core.jobs import Alerter, Job, JobRunner, JobScheduler, make_trigger
-from core.jobs.housekeeping import STALE_AFTER_S, housekeeping_job
+from core.jobs.housekeeping import housekeeping_job
 from core.posting import ChatTarget, PostRouter
 from core.storage import Storage
+from core.storage.files import STALE_TEMP_S
 from tests.fakes import FakeClock, RecordingPoster
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -83,7 +84,8 @@ def test_triggers_follow_the_config() -> None:
     [
         ({}, "exactly one of every_minutes and cron"),
         ({"every_minutes": 5, "cron": "* * * * *"}, "exactly one"),
-        ({"cron": "every day"}, "not a valid crontab line"),
+        ({"cron": "every day"}, "needs five fields"),
+        ({"cron": "61 * * * *"}, "not a valid crontab line"),
         ({"every_minutes": 0}, "greater than 0"),
     ],
 )
@@ -151,7 +153,7 @@ async def test_a_failing_job_is_logged_once_with_an_id_alerted_and_runs_again(
     poster = RecordingPoster("console")
     alerter = Alerter(PostRouter([poster]), [ChatTarget.parse("console:ops")])
     runner = JobRunner(storage.jobs, clock, alerter)
-    outcomes = iter([RuntimeError("marketplace said 502\nand more"), None])
+    outcomes = iter([FetchError("The marketplace answered HTTP 502."), None])
 
     async def work() -> str:
         if (error := next(outcomes)) is not None:
@@ -163,14 +165,58 @@ async def test_a_failing_job_is_logged_once_with_an_id_alerted_and_runs_again(
         clock.advance(minutes=5)
         recovered = await runner.run(job("sync", work))
 
-    assert (failed.status, failed.error) == ("failed", "RuntimeError: marketplace said 502")
+    assert (failed.status, failed.error) == ("failed", "The marketplace answered HTTP 502.")
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and failed.id in errors[0].getMessage()
     ((chat, alert),) = poster.sent
     assert chat == "ops" and failed.id in alert.text and "'sync' failed" in alert.text
+    assert "HTTP 502" in alert.text
     assert recovered.status == "ok"
     assert [r.status for r in storage.jobs.runs("sync")] == ["ok", "failed"]
     assert storage.jobs.last_runs()["sync"].id == recovered.id
+
+
+async def test_an_unexpected_failure_keeps_its_internals_in_the_log(
+    storage: Storage, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    poster = RecordingPoster("console")
+    runner = JobRunner(
+        storage.jobs, clock, Alerter(PostRouter([poster]), [ChatTarget.parse("console:ops")])
+    )
+
+    async def work() -> str:
+        raise KeyError("internal_field_name")
+
+    run = await runner.run(job("digest", work))
+
+    assert run.error == "it failed unexpectedly (KeyError); the log has the details"
+    assert "internal_field_name" not in poster.sent[0][1].text
+    assert "internal_field_name" in caplog.text  # the traceback, under the run's id
+    assert run.id in caplog.text
+
+
+async def test_an_alert_that_cannot_be_posted_does_not_fail_twice(
+    storage: Storage, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Down:
+        platform = "telegram"
+
+        async def post(self, chat: str, post: object) -> None:
+            raise ConnectionResetError("the chat platform is down")
+
+    runner = JobRunner(
+        storage.jobs, clock, Alerter(PostRouter([Down()]), [ChatTarget.parse("telegram:-1")])
+    )
+
+    async def work() -> str:
+        raise FetchError("The marketplace answered HTTP 502.")
+
+    run = await runner.run(job("sync", work))
+
+    assert run.status == "failed"
+    assert storage.jobs.runs("sync")[0].status == "failed"  # recorded before alerting
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+    assert "could not post the failure of sync" in caplog.text
 
 
 async def test_a_job_that_cannot_work_now_is_skipped(storage: Storage, clock: FakeClock) -> None:
@@ -195,7 +241,6 @@ async def test_runs_of_one_job_never_overlap(storage: Storage, clock: FakeClock)
     first = asyncio.create_task(runner.run(job("index", slow)))
     await started.wait()
     second = await runner.run(job("index", slow))
-    assert runner.is_running("index")
     release.set()
     done = await first
 
@@ -224,16 +269,11 @@ async def test_a_cancelled_run_is_recorded_as_failed(storage: Storage, clock: Fa
 
 
 async def test_a_broken_job_log_does_not_fail_the_job(
-    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    storage = Storage.open(f"sqlite:///{tmp_path / 'lens.sqlite'}")
-    storage.close()  # every write now fails
-
     class Broken:
-        def started(self, *args: object) -> None:
+        def save(self, run: object) -> None:
             raise StorageError("The database failed (OperationalError); try again in a moment.")
-
-        finished = started
 
     async def work() -> str:
         return "done anyway"
@@ -253,7 +293,7 @@ async def test_housekeeping_removes_only_old_temporary_files(tmp_path: Path) -> 
     kept = data / "images" / "ab" / "abcd.png"
     for path in (old, young, kept):
         path.write_bytes(b"x")
-    stale = time.time() - STALE_AFTER_S - 60
+    stale = time.time() - STALE_TEMP_S - 60
     os.utime(old, (stale, stale))
 
     summary = await housekeeping_job(data, JobTrigger(cron="17 4 * * *")).work()
@@ -284,3 +324,82 @@ async def test_run_now_runs_a_registered_job(storage: Storage, clock: FakeClock)
 
     assert calls == ["ran"]
     assert storage.jobs.last_runs()["index"].status == "ok"
+
+
+def test_a_cron_line_restricting_both_days_is_refused() -> None:
+    # Crontab runs when either the day of month or the weekday matches; APScheduler only
+    # when both do. Rather than run on other days than the operator meant, refuse it.
+    with pytest.raises(ValueError, match="restricts both day of month and weekday"):
+        JobTrigger(cron="0 4 1 * 1")
+
+
+async def test_a_run_missed_while_the_bot_was_down_runs_at_start(storage: Storage) -> None:
+    ran = asyncio.Event()
+
+    async def work() -> str:
+        ran.set()
+        return "caught up"
+
+    trigger = JobTrigger(cron="17 4 * * *", jitter_s=0)
+    now = datetime.now(UTC)
+    missed = now - timedelta(minutes=5)
+    storage.jobs.planned("housekeeping", trigger.describe(), missed, missed)
+    scheduler = JobScheduler(
+        [job("housekeeping", work, trigger)],
+        JobRunner(storage.jobs),
+        storage.jobs,
+        misfire_grace_s=600,
+    )
+
+    async with scheduler:
+        # Registered at the missed time, APScheduler runs it on its first wake-up (its daily
+        # time is hours away); wait for that event, not for the clock.
+        await asyncio.wait_for(ran.wait(), timeout=30)
+        await asyncio.sleep(0)
+
+    assert storage.jobs.last_runs()["housekeeping"].summary == "caught up"
+    # ...and the next run is planned on the schedule again.
+    assert storage.jobs.plans()["housekeeping"].next_run_at > now  # type: ignore[operator]
+
+
+async def test_a_plan_for_another_schedule_is_not_a_missed_run(storage: Storage) -> None:
+    async def work() -> str:
+        return "ran"
+
+    stale = datetime.now(UTC) - timedelta(minutes=5)
+    storage.jobs.planned("index", "every 60 min", stale, stale)
+    scheduler = JobScheduler(
+        [job("index", work, JobTrigger(every_minutes=15, jitter_s=0))],
+        JobRunner(storage.jobs),
+        storage.jobs,
+        misfire_grace_s=600,
+    )
+
+    async with scheduler:
+        planned = scheduler.scheduler.get_job("index").next_run_time
+
+    assert planned > datetime.now(UTC)
+
+
+async def test_stopping_cancels_a_run_in_progress_and_waits_for_it(
+    storage: Storage, clock: FakeClock
+) -> None:
+    started = asyncio.Event()
+
+    async def forever() -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    scheduler = JobScheduler(
+        [job("index", forever)], JobRunner(storage.jobs, clock), storage.jobs,
+        misfire_grace_s=60, clock=clock,
+    )  # fmt: skip
+    async with scheduler:
+        running = asyncio.create_task(scheduler.run_now("index"))
+        await started.wait()
+    # Leaving the context waited for the run to end, and the run says why it ended.
+
+    assert running.done()
+    (run,) = storage.jobs.runs("index")
+    assert (run.status, run.error) == ("failed", "cancelled")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -283,3 +284,22 @@ async def test_the_index_job_skips_its_turn_while_a_run_holds_the_lock(engine: E
         running.join(timeout=60)
 
     assert (await job.work()).startswith("embedded 0 images")
+
+
+async def test_a_cancelled_index_job_stops_its_thread_after_the_batch(engine: Engine) -> None:
+    gated = GatedEmbedder()
+    job = index_job(indexer_for(engine, gated), engine.settings.jobs.index)
+    task = asyncio.create_task(job.work())
+    assert await asyncio.to_thread(gated.inside.wait, 30)
+
+    task.cancel()
+    gated.gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    # The thread has ended (the lock is free) after the one batch it was in, and left the
+    # index file for the next run to build.
+    assert gated.images == BATCH
+    assert not index_file(engine.settings).exists()
+    report = indexer_for(engine, FakeEmbedder()).run(progress=False, wait=False)
+    assert (report.embedded, report.indexed) == (TOKENS - BATCH, TOKENS)

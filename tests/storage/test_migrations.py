@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, insert, select, text
+from sqlalchemy import Engine, create_engine, insert, inspect, select, text
 
 from core.errors import StorageError
 from core.models import Attribute, ImageRef
@@ -194,13 +194,20 @@ def test_the_migrate_command_reports_the_upgrade(tmp_path: Path, legacy_db: Engi
     env = {k: v for k, v in os.environ.items() if not k.startswith("NFTLENS_")}
     env.update(NFTLENS_CONFIG=str(config), NFTLENS_DATA_DIR=str(tmp_path / "data"))
 
-    def migrate_command() -> subprocess.CompletedProcess[str]:
+    def command(name: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "core", "migrate"],
+            [sys.executable, "-m", "core", name],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 
-    first, second = migrate_command(), migrate_command()
+    # Looking leaves an old database alone (an older bot may still be running on it).
+    looked = command("status")
+    assert looked.returncode == 1 and "Traceback" not in looked.stderr
+    assert f"at revision {BASELINE}" in looked.stderr and "python -m core migrate" in looked.stderr
+    with legacy_db.connect() as conn:
+        assert "alembic_version" not in inspect(conn).get_table_names()
+
+    first, second = command("migrate"), command("migrate")
 
     assert first.returncode == 0, first.stderr
     assert f"upgraded the database schema from {BASELINE} to revision" in first.stdout

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-import struct
-import zlib
 from collections.abc import Callable
 from xml.etree import ElementTree
 
@@ -16,31 +14,24 @@ from PIL import Image
 
 from core.errors import BrokenImage, ImageError, ImageTooLarge, NotAnImage
 from core.imaging.svg import SvgLimits, looks_like_svg, rasterise_svg
+from tests.hostile import (
+    NS,
+    XLINK,
+    billion_laughs,
+    blur_filters,
+    nested,
+    png_header,
+    svg,
+    use_bomb,
+)
 
 SIDE = 64
-NS = 'xmlns="http://www.w3.org/2000/svg"'
-XLINK = 'xmlns:xlink="http://www.w3.org/1999/xlink"'
 SVG_TAG = "{http://www.w3.org/2000/svg}svg"
 LIMITS = SvgLimits()
 
 
-def svg(body: str = "", size: str = 'width="10" height="10"') -> bytes:
-    return f"<svg {NS} {XLINK} {size}>{body}</svg>".encode()
-
-
 def drawn(data: bytes, side: int = SIDE, limits: SvgLimits = LIMITS) -> Image.Image:
     return Image.open(io.BytesIO(rasterise_svg(data, side, limits))).convert("RGBA")
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG with an IHDR claiming ``width``×``height`` and no pixel data at all."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
 
 
 def data_uri(raw: bytes, mime: str = "image/png") -> str:
@@ -231,34 +222,6 @@ def test_looks_like_svg() -> None:
 
 
 # --- refused before resvg ------------------------------------------------------------------
-
-
-def nested(levels: int) -> bytes:
-    return svg("<g>" * levels + '<rect width="1" height="1"/>' + "</g>" * levels)
-
-
-def use_bomb(levels: int) -> bytes:
-    """Each level draws the previous one twice: 2**levels rectangles from a few KB."""
-    defs = '<rect id="u0" width="1" height="1"/>' + "".join(
-        f'<g id="u{i}"><use href="#u{i - 1}"/><use xlink:href="#u{i - 1}"/></g>'
-        for i in range(1, levels + 1)
-    )
-    return svg(f'<defs>{defs}</defs><use href="#u{levels}"/>')
-
-
-def blur_filters(count: int) -> bytes:
-    filters = "".join(
-        f'<filter id="f{i}"><feGaussianBlur stdDeviation="{i}"/></filter>' for i in range(count)
-    )
-    rects = "".join(f'<rect width="10" height="10" filter="url(#f{i})"/>' for i in range(count))
-    return svg(filters + rects)
-
-
-def billion_laughs() -> bytes:
-    entities = ['<!ENTITY lol0 "lol">']
-    for i in range(1, 10):
-        entities.append(f'<!ENTITY lol{i} "' + f"&lol{i - 1};" * 10 + '">')
-    return f"<!DOCTYPE svg [{''.join(entities)}]>".encode() + svg("<text>&lol9;</text>")
 
 
 HOSTILE: dict[str, tuple[Callable[[], bytes], type[ImageError], str]] = {

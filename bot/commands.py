@@ -16,12 +16,12 @@ from typing import TypeVar
 from bot.failures import RateLimited
 from bot.ratelimit import PendingGate, RateLimiter
 from core.app import Engine
-from core.errors import QueryError
+from core.errors import LensError, QueryError
 from core.imaging.decode import too_large
-from core.models import Collection, Picture, Sale, SimilarResult
+from core.models import Collection, ImageRef, Picture, PriceEstimate, Sale, SimilarResult
 from core.queries import TokenSubject, parse_reference
-from core.render.chart import render_price_chart
-from core.render.collage import render_collage
+from core.render.chart import EstimateBand, render_price_chart
+from core.render.collage import render_collage, render_strip
 from core.status.report import JobStatus, gather_status
 from core.valuation import SalesValue
 
@@ -45,11 +45,18 @@ class SimilarAnswer:
 
 @dataclass(frozen=True)
 class ValueAnswer:
-    """The sales-based value answer and its chart."""
+    """What a token is worth: the model's estimate when there is a model (with the comps as
+    a picture strip), always what the sales say, and a chart of them."""
 
     value: SalesValue
     collection: Collection
     chart: Picture
+    estimate: PriceEstimate | None = None
+    comps: Picture | None = None
+
+    @property
+    def pictures(self) -> tuple[Picture, ...]:
+        return (self.chart,) if self.comps is None else (self.chart, self.comps)
 
 
 @dataclass(frozen=True)
@@ -207,15 +214,49 @@ class LensCommands:
                 self.engine.valuation.value, token.collection, token.token_id
             )
             collection = await self._blocking(self._catalog.collection, token.collection)
+            pricing = self.engine.pricing
+            estimate: PriceEstimate | None = None
+            if await self._blocking(pricing.has_model, token.collection):
+                # Model work is CPU work: bounded like the pictures.
+                estimate = await self._render(pricing.value, token.collection, token.token_id)
+            band = None
+            if estimate is not None:
+                band = EstimateBand(estimate.at, estimate.estimate, estimate.low, estimate.high)
             chart = await self._render(
                 render_price_chart,
                 value.history,
                 value.token_sales,
                 title=f"{value.collection} #{value.token_id} · collection sales",
                 currency=value.currency,
+                band=band,
             )
+            comps = await self._comps_strip(estimate) if estimate and estimate.comps else None
         picture = Picture(chart, "value.png", f"Sales of {value.collection}")
-        return ValueAnswer(value, collection, picture)
+        return ValueAnswer(value, collection, picture, estimate, comps)
+
+    async def _comps_strip(self, estimate: PriceEstimate) -> Picture:
+        def refs() -> list[ImageRef | None]:
+            found: list[ImageRef | None] = []
+            for comp in estimate.comps:
+                try:
+                    found.append(self._catalog.token(comp.collection, comp.token_id).image)
+                except LensError:
+                    found.append(None)
+            return found
+
+        previews = await self.engine.similar.previews(await self._blocking(refs))
+        items = [
+            (
+                preview,
+                [
+                    f"{comp.collection} #{comp.token_id}",
+                    f"{comp.price:.4g} {comp.currency} · {comp.timestamp:%Y-%m-%d}",
+                ],
+            )
+            for comp, preview in zip(estimate.comps, previews, strict=True)
+        ]
+        strip = await self._render(render_strip, items)
+        return Picture(strip, "comps.png", f"Sales of tokens like {estimate.token_id}")
 
     # /collections, /status ---------------------------------------------------------------
 

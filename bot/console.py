@@ -79,6 +79,8 @@ class Console:
             value = await lens.value(rest)
             self._say(render.value_text(value, render.PLAIN))
             await self._show(value.chart, "value")
+            if value.comps is not None:
+                await self._show(value.comps, "comps")
         elif command == "collections":
             self._say(render.collections_text(await lens.collections(), render.PLAIN))
         elif command == "status":

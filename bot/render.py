@@ -148,6 +148,31 @@ def value_text(answer: ValueAnswer, markup: Markup) -> str:
     name = markup.escape(f"{value.collection} #{value.token_id}")
     url = token_url(answer.collection, None, value.token_id)
     lines = [markup.bold(markup.link(name, url) if url else name)]
+    estimate = answer.estimate
+    if estimate is not None:
+        usd = f" (${estimate.usd:,.0f})" if estimate.usd is not None else ""
+        lines.append(
+            markup.bold(
+                markup.escape(f"Estimate: {_price(estimate.estimate, estimate.currency)}{usd}")
+            )
+        )
+        lines.append(
+            markup.escape(
+                f"80% range: {_price(estimate.low, estimate.currency)} – "
+                f"{_price(estimate.high, estimate.currency)}"
+            )
+        )
+        lines.append(markup.escape(estimate.reason))
+        if estimate.rarity_rank is not None:
+            lines.append(
+                markup.escape(f"Rarity rank: {estimate.rarity_rank:,} of {estimate.supply:,}")
+            )
+        if estimate.comps:
+            comps = ", ".join(
+                f"#{c.token_id} {_price(c.price, c.currency)} ({_day(c.timestamp)})"
+                for c in estimate.comps
+            )
+            lines.append(markup.escape(f"Looks like: {comps}"))
     sale = value.last_sale
     if sale is None:
         lines.append("Last sale: none recorded")
@@ -175,7 +200,10 @@ def value_text(answer: ValueAnswer, markup: Markup) -> str:
                     f"({value.previous_count} sales)"
                 )
             )
-    lines.append(markup.escape(value.note))
+    if estimate is None:
+        lines.append(markup.escape(value.note + " No price model has been trained yet."))
+    else:
+        lines.append(markup.escape(f"Model {estimate.model}, as of {_day(estimate.at)}."))
     return "\n".join(lines)
 
 

@@ -25,6 +25,8 @@ from core.imaging.workers import DecoderPool, ImageDecoder, WorkerLimits
 from core.ingest.service import Ingester
 from core.jobs import Job
 from core.jobs.housekeeping import housekeeping_job
+from core.pricing.jobs import train_job
+from core.pricing.service import PriceService
 from core.queries import QueryResolver
 from core.search.indexing import IndexCache, Indexer
 from core.search.jobs import index_job
@@ -56,6 +58,7 @@ class Engine:
     similar: SimilarService
     ingester: Ingester
     valuation: SalesValuer
+    pricing: PriceService
     jobs: tuple[Job, ...]
     clock: Clock
 
@@ -152,14 +155,23 @@ def build_engine(
     ingester = Ingester(
         catalog=catalog,
         sales=storage.sales,
+        market=storage.market,
         images=images,
         decoder=background,
         settings=settings,
         clock=clock,
     )
     valuation = SalesValuer(catalog, storage.sales, settings.valuation, clock)
+    pricing = PriceService(
+        storage=storage,
+        data_dir=settings.data_dir,
+        model_key=embedder.key,
+        settings=settings.valuation,
+        clock=clock,
+    )
     jobs = (
         index_job(indexer, settings.jobs.index),
+        train_job(pricing, storage.catalog, settings.jobs.train),
         housekeeping_job(settings.data_dir, settings.jobs.housekeeping),
     )
     return Engine(
@@ -176,6 +188,7 @@ def build_engine(
         similar=similar,
         ingester=ingester,
         valuation=valuation,
+        pricing=pricing,
         jobs=jobs,
         clock=clock,
     )

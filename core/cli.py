@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,6 +28,7 @@ log = logging.getLogger("core")
 def build_parser() -> argparse.ArgumentParser:
     from core.demo import cli as demo_cli
     from core.ingest import cli as ingest_cli
+    from core.pricing import cli as pricing_cli
     from core.search import cli as search_cli
     from core.status import cli as status_cli
     from core.storage import cli as storage_cli
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ingest_cli.add_commands(commands)
     search_cli.add_commands(commands)
+    pricing_cli.add_commands(commands)
     status_cli.add_commands(commands)
     storage_cli.add_commands(commands)
     demo_cli.add_commands(commands)
@@ -57,6 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LensError as exc:
         log.debug("command failed", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception:
+        # A fault of ours, not of the input: one line, and the traceback with -v.
+        incident = secrets.token_hex(4)
+        log.debug("[%s] unexpected failure", incident, exc_info=True)
+        print(
+            f"error: something went wrong on our side (ref {incident}); rerun with -v for "
+            "the details",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("interrupted; rerun the command to continue where it stopped", file=sys.stderr)

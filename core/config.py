@@ -104,10 +104,14 @@ class SearchSettings(_Frozen):
 
 
 class ValuationSettings(_Frozen):
-    """The sales-based ``value`` answer: which sales count as recent, how much history to chart."""
+    """``value``: the price model's limits, and the sales-based answer it falls back on."""
 
     window_days: Annotated[int, Field(ge=1, le=3650)] = 30
     chart_days: Annotated[int, Field(ge=1, le=36500)] = 180
+    # A collection needs this many sales before a model is trained for it.
+    min_sales: Annotated[int, Field(ge=50, le=1_000_000)] = 200
+    # Trained models kept per collection (the newest; older artefacts are deleted).
+    keep_models: Annotated[int, Field(ge=1, le=1000)] = 10
 
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -206,6 +210,8 @@ class JobsSettings(_Frozen):
     index: JobTrigger = JobTrigger(every_minutes=15)
     # Remove temporary files that killed processes left behind.
     housekeeping: JobTrigger = JobTrigger(cron="17 4 * * *", jitter_s=300)
+    # Retrain the price model of every collection with enough sales, on all of them.
+    train: JobTrigger = JobTrigger(cron="40 3 * * *", jitter_s=300)
     # A run that was due while the bot was down (or busy) still runs when the bot is back, if
     # it is at most this late; runs that piled up are coalesced into one.
     misfire_grace_s: Annotated[int, Field(ge=1, le=7 * 86_400)] = 12 * 3600

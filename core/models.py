@@ -108,3 +108,39 @@ class Picture:
     data: bytes
     filename: str
     description: str = ""
+
+
+@dataclass(frozen=True)
+class Comparable:
+    """A comparable sale behind an estimate: a token that looks alike, and its last sale."""
+
+    collection: str
+    token_id: str
+    similarity: float
+    price: float
+    currency: str
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class PriceEstimate:
+    """What a token was worth at ``at``: an estimate with an 80% interval, and why."""
+
+    collection: str
+    token_id: str
+    at: datetime
+    estimate: float
+    low: float
+    high: float
+    currency: str
+    # The collection level the premium is measured from (median of its last 50 sales).
+    level: float
+    reason: str
+    model: str
+    # The estimate in USD, where a rate for that day is known.
+    usd: float | None = None
+    usd_rate: float | None = None
+    last_sale: Sale | None = None
+    rarity_rank: int | None = None
+    supply: int = 0
+    comps: tuple[Comparable, ...] = ()

@@ -65,7 +65,7 @@ class DiscordHandlers:
         text = collection if token is None else f"{collection.strip().lower()} {token.strip()}"
         answer = await self._lens.value(text)
         embed = _embed(render.value_text(answer, render.MARKDOWN), answer.chart)
-        await _follow_up(interaction, embed, answer.chart)
+        await _follow_up(interaction, embed, *answer.pictures)
         self._lens.record(ok=True)
 
     async def collections(self, interaction: discord.Interaction) -> None:
@@ -147,9 +147,15 @@ def _embed(description: str, picture: Picture) -> discord.Embed:
 
 
 async def _follow_up(
-    interaction: discord.Interaction, embed: discord.Embed, picture: Picture
+    interaction: discord.Interaction, embed: discord.Embed, *pictures: Picture
 ) -> None:
-    file = discord.File(
-        io.BytesIO(picture.data), filename=picture.filename, description=picture.description[:1024]
-    )
-    await interaction.followup.send(embed=embed, file=file)
+    """The embed (showing the first picture) with every picture attached."""
+    files = [
+        discord.File(
+            io.BytesIO(picture.data),
+            filename=picture.filename,
+            description=picture.description[:1024],
+        )
+        for picture in pictures
+    ]
+    await interaction.followup.send(embed=embed, files=files)

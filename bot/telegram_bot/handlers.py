@@ -63,6 +63,12 @@ class TelegramHandlers:
         await message.reply_chat_action(ChatAction.UPLOAD_PHOTO)
         answer = await self._lens.value(_arguments(message))
         await _reply_picture(message, answer.chart, render.value_text(answer, render.HTML))
+        if answer.comps is not None:
+            await message.reply_photo(
+                answer.comps.data,
+                caption=answer.comps.description[:1024],
+                filename=answer.comps.filename,
+            )
         self._lens.record(ok=True)
 
     async def collections(self, update: Update, context: Context) -> None:

@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -235,19 +235,63 @@ def read_sales(
     ``collection`` gives the slug and the chain (whose genesis is the earliest allowed time);
     ``now`` (naive means UTC) plus ``FUTURE_TOLERANCE`` is the latest.
     """
-    path = directory / "sales.csv"
+    latest = (now if now.tzinfo else now.replace(tzinfo=UTC)) + FUTURE_TOLERANCE
+    chain = collection.chain.lower()
+    for item in _csv_records(directory / "sales.csv", _SALE_COLUMNS):
+        if isinstance(item, Rejected):
+            yield item
+            continue
+        number, fields = item
+        try:
+            yield number, _sale(fields, collection.slug, chain, latest)
+        except _RowError as exc:
+            yield Rejected("sales.csv", number, str(exc))
+
+
+def read_daily(
+    directory: Path, name: str, column: str, collection: Collection, now: datetime
+) -> Iterator[tuple[int, date, float] | Rejected]:
+    """Yield (line, day, value) for each row of an optional ``date,<column>`` file (daily
+    floors, daily USD rates), or a Rejected for a bad row."""
+    latest = ((now if now.tzinfo else now.replace(tzinfo=UTC)) + FUTURE_TOLERANCE).date()
+    earliest = GENESIS.get(collection.chain.lower(), _DEFAULT_GENESIS).date()
+    # A rate may be older than the chain (ETH traded before its genesis); a floor may not.
+    if column == "usd":
+        earliest = _DEFAULT_GENESIS.date()
+    for item in _csv_records(directory / name, ("date", column)):
+        if isinstance(item, Rejected):
+            yield item
+            continue
+        number, fields = item
+        try:
+            day = _day(_csv_text(fields, "date", required=True), earliest, latest)
+            value = _price(
+                _csv_text(fields, column, required=True),
+                "USD" if column == "usd" else collection.currency.upper(),
+            )
+            if value <= 0:
+                raise _RowError(f"{column} must be above zero")
+        except _RowError as exc:
+            yield Rejected(name, number, str(exc))
+            continue
+        yield number, day, value
+
+
+def _csv_records(
+    path: Path, columns: tuple[str, ...]
+) -> Iterator[tuple[int, dict[str, str]] | Rejected]:
+    """The rows of an optional CSV file with a header naming at least ``columns``, as
+    (line, fields); bounded lines, and a Rejected per unusable line."""
     if not path.exists():
         return
     if not path.is_file():
-        yield Rejected(path.name, 1, "sales.csv is not a regular file")
+        yield Rejected(path.name, 1, f"{path.name} is not a regular file")
         return
     try:
         handle = path.open("rb")
     except OSError as exc:
         yield Rejected(path.name, 1, f"cannot be read: {_os_reason(exc)}")
         return
-    latest = (now if now.tzinfo else now.replace(tzinfo=UTC)) + FUTURE_TOLERANCE
-    chain = collection.chain.lower()
     with handle:
         header: list[str] | None = None
         for item in _lines(handle, path.name, SALE_LINE_LIMIT):
@@ -274,21 +318,14 @@ def read_sales(
                 continue
             if header is None:
                 header = [name.strip() for name in fields]
-                missing = set(_SALE_COLUMNS) - set(header)
+                missing = set(columns) - set(header)
                 if missing:
                     yield Rejected(
                         path.name, number, f"missing columns: {', '.join(sorted(missing))}"
                     )
                     return
                 continue
-            try:
-                sale = _sale(
-                    dict(zip(header, fields, strict=False)), collection.slug, chain, latest
-                )
-            except _RowError as exc:
-                yield Rejected(path.name, number, str(exc))
-                continue
-            yield number, sale
+            yield number, dict(zip(header, fields, strict=False))
 
 
 def _lines(handle: IO[bytes], file: str, limit: int) -> Iterator[tuple[int, str] | Rejected]:
@@ -576,6 +613,18 @@ def _sale_time(text: str, chain: str, latest: datetime) -> datetime:
     if moment > latest:
         raise _RowError(f"timestamp {_show(text)} is in the future")
     return moment
+
+
+def _day(text: str, earliest: date, latest: date) -> date:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise _RowError(f"date {_quote(text)} is not an ISO 8601 date") from None
+    if day < earliest:
+        raise _RowError(f"date {_show(text)} is before {earliest.isoformat()}")
+    if day > latest:
+        raise _RowError(f"date {_show(text)} is in the future")
+    return day
 
 
 def _price(text: str, currency: str) -> float:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,9 +23,16 @@ from core.errors import LensError
 from core.imaging.decode import ImageLimits, too_large
 from core.imaging.prepare import PrepareSpec
 from core.imaging.workers import ImageDecoder
-from core.ingest.dataset import Rejected, TokenEntry, read_collection, read_sales, read_tokens
-from core.models import Sale
-from core.storage import Catalog, SalesBook, TokenWrite, UpsertCounts
+from core.ingest.dataset import (
+    Rejected,
+    TokenEntry,
+    read_collection,
+    read_daily,
+    read_sales,
+    read_tokens,
+)
+from core.models import Collection, Sale
+from core.storage import Catalog, MarketData, SalesBook, TokenWrite, UpsertCounts
 from core.storage.files import STALE_TEMP_S, read_capped, sweep_temp_files
 from core.storage.images import ImageStore
 
@@ -33,6 +40,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# Optional daily market files beside sales.csv: `date,floor` in the collection's currency, and
+# `date,usd`, the USD rate of that currency.
+FLOORS_FILE = "floor_daily.csv"
+RATES_FILE = "usd_daily.csv"
 # Token rows per database transaction, and sales rows per insert (one transaction each).
 TOKEN_CHUNK = 500
 SALES_CHUNK = 5000
@@ -64,19 +75,26 @@ class IngestReport:
     tokens: FileCounts
     sales: FileCounts
     rejected: tuple[Rejected, ...] = ()
+    # The optional daily files: floor_daily.csv and usd_daily.csv.
+    floors: FileCounts = FileCounts()
+    rates: FileCounts = FileCounts()
 
     @property
     def rejected_total(self) -> int:
-        return self.tokens.rejected + self.sales.rejected
+        return sum(c.rejected for c in (self.tokens, self.sales, self.floors, self.rates))
 
     def summary(self) -> str:
         def line(name: str, c: FileCounts) -> str:
             return (
-                f"{name}: {c.read} read, {c.added} added, {c.updated} updated, "
+                f"\n  {name}: {c.read} read, {c.added} added, {c.updated} updated, "
                 f"{c.unchanged} unchanged, {c.rejected} rejected"
             )
 
-        return f"{self.collection}\n  {line('tokens', self.tokens)}\n  {line('sales', self.sales)}"
+        text = self.collection + line("tokens", self.tokens) + line("sales", self.sales)
+        for name, counts in (("daily floors", self.floors), ("daily USD rates", self.rates)):
+            if counts.read:
+                text += line(name, counts)
+        return text
 
 
 class _Rejections:
@@ -100,6 +118,7 @@ class Ingester:
         *,
         catalog: Catalog,
         sales: SalesBook,
+        market: MarketData,
         images: ImageStore,
         decoder: ImageDecoder,
         settings: Settings,
@@ -107,6 +126,7 @@ class Ingester:
     ) -> None:
         self._catalog = catalog
         self._sales = sales
+        self._market = market
         self._images = images
         self._decoder = decoder
         self._max_bytes = settings.images.max_bytes
@@ -161,6 +181,14 @@ class Ingester:
                     rejections.add(Rejected("sales.csv", line, reason))
             sale_counts += self._sales.add(collection_pk, sales)
 
+        floors = self._daily(
+            directory, FLOORS_FILE, "floor", collection, now, rejections,
+            lambda days: self._market.save_floors(collection_pk, days),
+        )  # fmt: skip
+        rates = self._daily(
+            directory, RATES_FILE, "usd", collection, now, rejections,
+            lambda days: self._market.save_rates(collection.currency, days),
+        )  # fmt: skip
         report = IngestReport(
             collection=collection.slug,
             collection_changed=changed,
@@ -178,9 +206,34 @@ class Ingester:
                 rejected=rejections.counts.get("sales.csv", 0),
             ),
             rejected=tuple(rejections.kept),
+            floors=floors,
+            rates=rates,
         )
         log.info("ingested %s", report.summary().replace("\n", " "))
         return report
+
+    def _daily(
+        self,
+        directory: Path,
+        name: str,
+        column: str,
+        collection: Collection,
+        now: datetime,
+        rejections: _Rejections,
+        save: Callable[[list[tuple[date, float]]], int],
+    ) -> FileCounts:
+        """Read an optional daily file and write its days (each day once: later rows win)."""
+        read = 0
+        days: dict[date, float] = {}
+        for item in read_daily(directory, name, column, collection, now):
+            read += 1
+            if isinstance(item, Rejected):
+                rejections.add(item)
+            else:
+                _, day, value = item
+                days[day] = value
+        written = save(sorted(days.items())) if days else 0
+        return FileCounts(read=read, added=written, rejected=rejections.counts.get(name, 0))
 
     def _store_tokens(
         self, collection_pk: int, entries: list[TokenEntry], rejections: _Rejections

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -18,9 +20,20 @@ TEXT = "#ebebeb"
 SALE = "#6385a0"
 MEDIAN = "#ffc400"
 HIGHLIGHT = "#ff5a5f"
+ESTIMATE = "#5ee07a"
 # How many neighbouring sales the running median spans; wide enough to smooth single
 # outliers, narrow enough to follow a real move.
 MEDIAN_SPAN = 15
+
+
+@dataclass(frozen=True)
+class EstimateBand:
+    """An estimate and its interval at a time, drawn as a bar on the chart."""
+
+    at: datetime
+    estimate: float
+    low: float
+    high: float
 
 
 def render_price_chart(
@@ -29,11 +42,13 @@ def render_price_chart(
     *,
     title: str,
     currency: str,
+    band: EstimateBand | None = None,
     size: tuple[float, float] = (6.4, 3.2),
     dpi: int = 100,
 ) -> bytes:
-    """PNG bytes: every sale in ``history`` as a dot, their running median as a line, and the
-    ``highlight`` sales (one token's own) as larger marks. Either sequence may be empty."""
+    """PNG bytes: every sale in ``history`` as a dot, their running median as a line, the
+    ``highlight`` sales (one token's own) as larger marks, and the model's estimate with its
+    80% interval as a bar at its time. Either sequence may be empty."""
     # A bare Figure with its own Agg canvas, not pyplot: no global state, so charts can be
     # drawn from worker threads at the same time.
     figure = Figure(figsize=size, dpi=dpi, facecolor=BACKGROUND)
@@ -72,7 +87,22 @@ def render_price_chart(
             zorder=3,
             label="this token",
         )
-    if not ordered and not highlight:
+    if band is not None:
+        when = date2num([band.at])[0]
+        axes.errorbar(
+            [when],
+            [band.estimate],
+            yerr=[[band.estimate - band.low], [band.high - band.estimate]],
+            fmt="D",
+            color=ESTIMATE,
+            ecolor=ESTIMATE,
+            elinewidth=2.5,
+            capsize=5,
+            markersize=6,
+            zorder=4,
+            label="estimate, 80% interval",
+        )
+    if not ordered and not highlight and band is None:
         axes.text(
             0.5,
             0.5,

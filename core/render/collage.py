@@ -35,6 +35,17 @@ def render_collage(
         price = f"last {sale.price:g} {sale.currency}" if sale else "no sales"
         lines = [f"#{rank} {match.collection} {match.token_id}", f"{match.score:.3f} · {price}"]
         tiles.append((preview, lines, False))
+    return render_tiles(tiles)
+
+
+def render_strip(items: Sequence[tuple[bytes | None, Sequence[str]]]) -> bytes:
+    """PNG bytes: a row of labelled tiles (the comparable sales behind an estimate)."""
+    return render_tiles([(preview, list(lines), False) for preview, lines in items])
+
+
+def render_tiles(tiles: Sequence[tuple[bytes | None, list[str], bool]]) -> bytes:
+    """PNG bytes: tiles in rows of six, each a picture (or a blank) with its label lines;
+    the highlighted ones framed."""
     columns = min(COLUMNS, max(1, len(tiles)))
     rows = (len(tiles) + columns - 1) // columns
     width = PADDING + columns * (TILE + PADDING)

@@ -1,4 +1,5 @@
-"""Storage: the database (by concern: catalog, sales, vectors, jobs) and the image store."""
+"""Storage: the database by concern (catalog, sales, vectors, jobs, market data, price
+models), and the image store."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from dataclasses import dataclass
 from core.storage.catalog import Catalog, StoredToken, TokenWrite, UpsertCounts
 from core.storage.database import Database
 from core.storage.jobs import JobLog, JobPlan, JobRun
+from core.storage.market import MarketData
 from core.storage.migrate import Migration, migrate
+from core.storage.price_models import PriceModelRecord, PriceModelRegistry
 from core.storage.sales import SalesBook
 from core.storage.vectors import VectorStore
 
@@ -17,7 +20,10 @@ __all__ = [
     "JobLog",
     "JobPlan",
     "JobRun",
+    "MarketData",
     "Migration",
+    "PriceModelRecord",
+    "PriceModelRegistry",
     "SalesBook",
     "Storage",
     "StoredToken",
@@ -36,6 +42,8 @@ class Storage:
     sales: SalesBook
     vectors: VectorStore
     jobs: JobLog
+    market: MarketData
+    price_models: PriceModelRegistry
     migration: Migration | None = None
 
     @classmethod
@@ -54,6 +62,8 @@ class Storage:
             sales=SalesBook(database),
             vectors=VectorStore(database, catalog),
             jobs=JobLog(database),
+            market=MarketData(database),
+            price_models=PriceModelRegistry(database),
             migration=migration,
         )
 

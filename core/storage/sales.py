@@ -53,6 +53,18 @@ class SalesBook:
             added = len(conn.execute(statement, rows).all())
         return UpsertCounts(added=added, unchanged=len(sales) - added)
 
+    def stamp(self, slug: str) -> tuple[int, int]:
+        """(count, newest row id) of a collection's sales: changes whenever a sale is added."""
+        c, s = schema.collections, schema.sales
+        query = (
+            select(func.count(s.c.id), func.max(s.c.id))
+            .join(c, c.c.id == s.c.collection_id)
+            .where(c.c.slug == slug)
+        )
+        with self._db.reading() as conn:
+            count, newest = conn.execute(query).one()
+        return int(count), int(newest or 0)
+
     def counts(self) -> dict[str, int]:
         """Per collection slug: how many sales are stored."""
         c, s = schema.collections, schema.sales

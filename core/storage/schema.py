@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -112,4 +113,39 @@ job_schedule = Table(
     Column("trigger", String(200), nullable=False),
     Column("next_run_at", UtcDateTime),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Market data beside the sales: a collection's daily floor price (in its currency), and the
+# daily USD rate of a currency. Dates are UTC days.
+floors = Table(
+    "floors",
+    metadata,
+    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("floor", Float, nullable=False),
+)
+
+usd_rates = Table(
+    "usd_rates",
+    metadata,
+    Column("currency", String(16), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("usd", Float, nullable=False),
+)
+
+# Trained price models: the artefact file (under the data directory) and what it was trained
+# on; `value --at T` uses the newest one trained until T or earlier.
+price_models = Table(
+    "price_models",
+    metadata,
+    Column("version", String(80), primary_key=True),
+    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
+    Column("trained_until", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("sales_used", Integer, nullable=False),
+    # JSON: the feature names, and the evaluation against the baselines.
+    Column("features", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Index("ix_price_models_collection_until", "collection_id", "trained_until"),
 )

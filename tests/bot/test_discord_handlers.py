@@ -103,7 +103,7 @@ async def test_similar_defers_first_then_sends_embed_and_file(
     defer, followup = interaction.sent
     assert (defer.kind, defer.args) == ("defer", {"thinking": True})
     embed: discord.Embed = followup.args["embed"]
-    file: discord.File = followup.args["file"]
+    (file,) = followup.args["files"]
     assert embed.image.url == "attachment://similar.png" == f"attachment://{file.filename}"
     assert f"{CRITTERS} #2" in (embed.description or "").splitlines()[1]
     assert lens.answered == 1
@@ -124,7 +124,7 @@ async def test_value_accepts_a_link_in_the_collection_option(lens: LensCommands)
 
     await handlers(lens).value(interaction, link, None)
 
-    assert interaction.sent[1].args["file"].filename == "value.png"
+    assert interaction.sent[1].args["files"][0].filename == "value.png"
     assert f"{CRITTERS} #6" in interaction.sent[1].args["embed"].description
 
 

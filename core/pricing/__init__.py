@@ -1,0 +1,1 @@
+"""Pricing: point-in-time features, the price model, its evaluation, and ``value``."""

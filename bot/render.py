@@ -103,7 +103,8 @@ HELP = (
     ),
     HelpTopic(
         "/value",
-        "What a token's sales and its collection's recent sales say, with a price chart.",
+        "What a token is worth: an estimate with its 80% range, what drove it, comparable "
+        "sales and a price chart.",
         ("/value cryptopunks 7804", "/value https://opensea.io/assets/ethereum/0x…/7804"),
     ),
     HelpTopic("/collections", "The tracked collections, with token and sale counts.", ()),

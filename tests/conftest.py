@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,8 @@ from sqlalchemy.engine import make_url
 from core.app import make_decoder
 from core.config import Settings
 from core.imaging.workers import DecoderPool
+from tests.bot.fake_discord import FakeDiscord
+from tests.bot.fake_telegram import FakeBotApi
 from tests.postgres_server import running_server, server_binaries
 
 # The storage, ingest and migration tests run against SQLite and PostgreSQL: a server this
@@ -22,6 +24,28 @@ from tests.postgres_server import running_server, server_binaries
 # NFTLENS_TEST_REQUIRE_POSTGRES says that is a failure (CI sets it).
 PG_URL_VARIABLE = "NFTLENS_TEST_DATABASE_URL"
 DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    """The Telegram Bot API stand-in, on loopback."""
+    fake = FakeBotApi()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    """The Discord REST and gateway stand-in, on loopback."""
+    server = FakeDiscord()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,9 @@ def build_tree(tree: app_commands.CommandTree[discord.Client], handlers: Discord
     ) -> None:
         await handlers.similar(interaction, image, query, k, collection)
 
-    @tree.command(name="value", description="A token's sales and its collection's recent prices")
+    @tree.command(
+        name="value", description="What a token is worth: estimate, range, comparable sales"
+    )
     @app_commands.describe(
         collection="The collection (or paste a marketplace link to the token here)",
         token="The token id",

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 MENU = (
     BotCommand("similar", "Look-alike NFTs for a picture, URL or token"),
-    BotCommand("value", "A token's sales and its collection's recent prices"),
+    BotCommand("value", "What a token is worth: estimate, range, comparable sales"),
     BotCommand("collections", "What is tracked"),
     BotCommand("help", "How to use the bot"),
 )

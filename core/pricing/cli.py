@@ -199,6 +199,10 @@ def format_train(report: TrainReport) -> str:
             f"  {s.method:<32} {s.mdape:>6.3f} {s.mean_abs_log:>6.3f} {s.within_25:>6.3f} "
             f"{cover:>6} {s.top_mdape:>6.3f} {s.bottom_mdape:>6.3f}"
         )
+    model = report.model
+    if model is not None and model.coverage_by_month:
+        months = ", ".join(f"{m} {v:.2f}" for m, v in model.coverage_by_month.items())
+        lines.append(f"  model interval coverage by month: {months}")
     return "\n".join(lines)
 
 

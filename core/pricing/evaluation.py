@@ -25,6 +25,8 @@ class Score:
     coverage: float | None
     top_mdape: float
     bottom_mdape: float
+    # Interval coverage per calendar month ("2020-07": 0.81), where there is an interval.
+    coverage_by_month: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -36,6 +38,9 @@ class Score:
             "interval_coverage": None if self.coverage is None else round(self.coverage, 4),
             "top_decile_mdape": round(self.top_mdape, 4),
             "bottom_decile_mdape": round(self.bottom_mdape, 4),
+            "interval_coverage_by_month": None
+            if self.coverage_by_month is None
+            else {month: round(value, 4) for month, value in self.coverage_by_month.items()},
         }
 
 
@@ -45,14 +50,23 @@ def score(
     estimate: np.ndarray,
     low: np.ndarray | None = None,
     high: np.ndarray | None = None,
+    ts: np.ndarray | None = None,
 ) -> Score:
-    """MdAPE, mean |log ratio|, share within ±25%, coverage, and MdAPE of the top and
-    bottom price deciles (deciles of the actual prices)."""
+    """MdAPE, mean |log ratio|, share within ±25%, coverage (overall and, given ``ts``, per
+    month), and MdAPE of the top and bottom price deciles (deciles of the actual prices)."""
     ape = np.abs(estimate - price) / price
     top, bottom = np.quantile(price, 0.9), np.quantile(price, 0.1)
     coverage = None
+    by_month = None
     if low is not None and high is not None:
-        coverage = float(np.mean((low <= price) & (price <= high)))
+        inside = (low <= price) & (price <= high)
+        coverage = float(np.mean(inside))
+        if ts is not None:
+            months = pd.to_datetime(ts, unit="s", utc=True).strftime("%Y-%m")
+            by_month = {
+                str(month): float(value)
+                for month, value in pd.Series(inside).groupby(np.asarray(months)).mean().items()
+            }
     return Score(
         method=method,
         sales=len(price),
@@ -62,6 +76,7 @@ def score(
         coverage=coverage,
         top_mdape=float(np.median(ape[price >= top])),
         bottom_mdape=float(np.median(ape[price <= bottom])),
+        coverage_by_month=by_month,
     )
 
 

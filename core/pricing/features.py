@@ -209,20 +209,56 @@ class Comp:
 
 
 def comps(
-    history: History, prepared: Prepared, token: str, at: int, count: int = COMPS
-) -> list[Comp]:
-    """The ``count`` most similar tokens that sold before ``at``, with their last sale."""
-    pairs = _neighbours(prepared, [token], history)
-    if pairs.empty:
-        return []
-    pairs = pairs.drop(columns=["token_id"]).rename(columns={"neighbour": "token_id"})
-    pairs["at"] = np.int64(at)
-    found = _last_sales(pairs, prepared)
-    found = found[found["ts"].notna()].sort_values("sim", ascending=False).head(count)
+    history: History,
+    prepared: Prepared,
+    tokens: Sequence[str],
+    at: np.ndarray,
+    count: int = COMPS,
+) -> list[list[Comp]]:
+    """For each (token, time) query, the ``count`` most similar tokens that sold strictly
+    before that time, each with its last sale then; all queries at once."""
+    found_per_query: list[list[Comp]] = [[] for _ in tokens]
+    queries = pd.DataFrame({"q": np.arange(len(tokens)), "token_id": list(tokens), "at": at})
+    top = _comp_sales(queries, history, prepared, count)
+    for row in top.itertuples():
+        found_per_query[int(row.q)].append(
+            Comp(str(row.token_id), float(row.sim), float(row.price), int(row.ts))
+        )
+    return found_per_query
+
+
+def last_sales(
+    prepared: Prepared, tokens: Sequence[str], at: np.ndarray
+) -> list[tuple[int, float] | None]:
+    """For each (token, time) query, its last sale strictly before then: (time, price)."""
+    queries = pd.DataFrame({"q": np.arange(len(tokens)), "token_id": list(tokens), "at": at})
+    merged = _last_sales(queries, prepared).set_index("q").sort_index()
     return [
-        Comp(row.token_id, float(row.sim), float(row.price), int(row.ts))
-        for row in found.itertuples()
+        None if np.isnan(ts) else (int(ts), float(price))
+        for ts, price in zip(merged["ts"], merged["price"], strict=True)
     ]
+
+
+def _comp_sales(
+    queries: pd.DataFrame,
+    history: History,
+    prepared: Prepared,
+    count: int,
+    *,
+    with_premium: bool = False,
+) -> pd.DataFrame:
+    """Per query (column ``q``), its ``count`` most similar neighbours that sold before its
+    time (``with_premium``: at a time with a known level), most similar first, with their
+    last sale (ts, price, premium) and similarity."""
+    pairs = _neighbours(prepared, list(queries["token_id"]), history)
+    if pairs.empty:
+        return pd.DataFrame(columns=["q", "token_id", "sim", "ts", "price", "premium", "at"])
+    expanded = queries.merge(pairs, on="token_id")
+    expanded = expanded.drop(columns=["token_id"]).rename(columns={"neighbour": "token_id"})
+    found = _last_sales(expanded, prepared)
+    found = found[found["premium"].notna()] if with_premium else found[found["ts"].notna()]
+    found = found.sort_values(["q", "sim"], ascending=[True, False], kind="stable")
+    return found.groupby("q").head(count)
 
 
 def _floor_before(history: History, at: np.ndarray) -> np.ndarray:
@@ -343,7 +379,10 @@ def _neighbours(prepared: Prepared, tokens: Sequence[str], history: History) -> 
         for row, token in enumerate(chunk):
             sims[row, prepared.sold_ids == token] = -np.inf  # never its own comp
         top = min(NEIGHBOURS, sims.shape[1])
-        best = np.argpartition(-sims, top - 1, axis=1)[:, :top]
+        # Rounded, and ties broken by token (sold_ids is sorted): look-alikes with equal
+        # similarity must come out in the same order whatever else is in the batch.
+        sims = np.round(sims, ROUND_TO)
+        best = np.argsort(-sims, axis=1, kind="stable")[:, :top]
         for row, token in enumerate(chunk):
             picked = best[row]
             frames.append(
@@ -364,15 +403,9 @@ def _comps(out: pd.DataFrame, queries: pd.DataFrame, history: History, prepared:
     for name in names:
         out[name] = np.nan
     out["comp_found"] = 0.0
-    pairs = _neighbours(prepared, list(queries["token_id"]), history)
-    if pairs.empty:
+    top = _comp_sales(queries, history, prepared, COMPS, with_premium=True)
+    if top.empty:
         return
-    expanded = queries.merge(pairs, on="token_id")
-    expanded = expanded.drop(columns=["token_id"]).rename(columns={"neighbour": "token_id"})
-    found = _last_sales(expanded, prepared)
-    found = found[found["premium"].notna()]
-    found = found.sort_values(["q", "sim"], ascending=[True, False], kind="stable")
-    top = found.groupby("q").head(COMPS)
     weights = top["sim"].clip(lower=0.0) + 1e-6
     top = top.assign(weighted=top["premium"] * weights, weight=weights)
     top = top.assign(age=np.log1p((top["at"] - top["ts"]) / DAY_S))

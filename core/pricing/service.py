@@ -215,59 +215,61 @@ class PriceService:
             predicted = model.predict(frame)
             bias, low, high = calibration.at(times, predicted > model.split)
             level = frame["level"].to_numpy()
+            reasons = _reasons(model, frame, predicted, level, history.collection.currency)
+            comps = F.comps(history, context.prepared, tokens, times)
+            last = F.last_sales(context.prepared, tokens, times)
             for row, (i, token, seconds) in enumerate(queries):
                 if not np.isfinite(level[row]):
                     results[i] = InputError(
                         f"'{slug}' had too few sales before {_day(seconds)} to value a token."
                     )
                     continue
+                centre = float(level[row] + predicted[row] + bias[row])
                 results[i] = self._estimate(
-                    context, record, model, frame.iloc[[row]], token, seconds,
-                    float(level[row]), float(predicted[row]), float(bias[row]),
-                    float(low[row]), float(high[row]),
+                    history, record, token, seconds, centre, float(level[row]),
+                    (float(low[row]), float(high[row])), reasons[row], comps[row], last[row],
                 )  # fmt: skip
 
     def _estimate(
         self,
-        context: _Context,
+        history: History,
         record: PriceModelRecord,
-        model: PriceModel,
-        frame: pd.DataFrame,
         token: str,
         moment: int,
+        centre: float,
         level: float,
-        predicted: float,
-        bias: float,
-        low: float,
-        high: float,
+        spread: tuple[float, float],
+        reason: str,
+        comps: list[F.Comp],
+        last: tuple[int, float] | None,
     ) -> PriceEstimate:
-        history = context.history
         currency = history.collection.currency.upper()
-        centre = level + predicted + bias
         estimate = math.exp(centre)
         at = from_epoch_s(moment)
         rate = history.rate_on(at)
-        comps = F.comps(history, context.prepared, token, moment)
         rarity = history.rarity.get(token)
+        slug = history.collection.slug
         return PriceEstimate(
-            collection=history.collection.slug,
+            collection=slug,
             token_id=token,
             at=at,
             estimate=estimate,
-            low=math.exp(centre + low),
-            high=math.exp(centre + high),
+            low=math.exp(centre + spread[0]),
+            high=math.exp(centre + spread[1]),
             currency=currency,
             level=math.exp(level),
-            reason=self._reason(model, frame, predicted, level, currency),
+            reason=reason,
             model=record.version,
             usd=estimate * rate if rate else None,
             usd_rate=rate,
-            last_sale=_last_sale(history, context.prepared, token, moment),
+            last_sale=None
+            if last is None
+            else Sale(slug, token, from_epoch_s(last[0]), last[1], currency, ""),
             rarity_rank=rarity.rank if rarity else None,
             supply=history.supply,
             comps=tuple(
                 Comparable(
-                    collection=history.collection.slug,
+                    collection=slug,
                     token_id=comp.token_id,
                     similarity=comp.similarity,
                     price=comp.price,
@@ -276,31 +278,6 @@ class PriceService:
                 )
                 for comp in comps
             ),
-        )
-
-    def _reason(
-        self, model: PriceModel, frame: pd.DataFrame, predicted: float, level: float, currency: str
-    ) -> str:
-        """One sentence: the level, and the feature group that moves the estimate most (what
-        the model predicts with that group unknown, against what it predicts with it)."""
-        effects: dict[str, float] = {}
-        for group, names in F.GROUPS.items():
-            present = [n for n in names if n in model.features]
-            if not present or frame[present].isna().all(axis=None):
-                continue
-            blank = frame.copy()
-            blank.loc[:, present] = np.nan
-            effects[group] = predicted - float(model.predict(blank)[0])
-        base = f"The collection level is {math.exp(level):.4g} {currency}"
-        if not effects:
-            return base + "."
-        group, effect = max(effects.items(), key=lambda item: abs(item[1]))
-        if abs(effect) < 0.05:
-            return base + ", and nothing about this token moves it much."
-        direction = "above" if effect > 0 else "below"
-        return (
-            f"{base}; {GROUP_WORDS[group]} put it {abs(math.expm1(effect)):.0%} {direction} "
-            "what the model would say without them."
         )
 
     # Caches ---------------------------------------------------------------------------------
@@ -409,23 +386,53 @@ def _score_model(
     calibration = model.calibration(ts[rows], target[rows] - predicted, predicted)
     bias, low, high = calibration.at(ts[rows], predicted > model.split)
     centre = frame["level"].to_numpy()[rows] + predicted + bias
-    return score(name, price[rows], np.exp(centre), np.exp(centre + low), np.exp(centre + high))
-
-
-def _last_sale(history: History, prepared: F.Prepared, token: str, moment: int) -> Sale | None:
-    sales = history.sales
-    mine = np.where((sales["token_id"].to_numpy() == token) & (prepared.ts < moment))[0]
-    if not len(mine):
-        return None
-    row = sales.iloc[int(mine[-1])]
-    return Sale(
-        collection=history.collection.slug,
-        token_id=token,
-        timestamp=from_epoch_s(int(row["ts"])),
-        price=float(row["price"]),
-        currency=history.collection.currency.upper(),
-        tx="",
+    return score(
+        name,
+        price[rows],
+        np.exp(centre),
+        np.exp(centre + low),
+        np.exp(centre + high),
+        ts[rows],
     )
+
+
+def _reasons(
+    model: PriceModel,
+    frame: pd.DataFrame,
+    predicted: np.ndarray,
+    level: np.ndarray,
+    currency: str,
+) -> list[str]:
+    """One sentence per row: the level, and the feature group that moves the estimate most
+    (the prediction with that group unknown, against the prediction with it)."""
+    effects: dict[str, np.ndarray] = {}
+    for group, names in F.GROUPS.items():
+        present = [n for n in names if n in model.features]
+        if not present:
+            continue
+        blank = frame.copy()
+        blank.loc[:, present] = np.nan
+        effects[group] = predicted - model.predict(blank)
+    reasons = []
+    for row in range(len(frame)):
+        if not np.isfinite(level[row]):
+            reasons.append("")
+            continue
+        base = f"The collection level is {math.exp(level[row]):.4g} {currency}"
+        moves = {g: float(e[row]) for g, e in effects.items()}
+        if not moves:
+            reasons.append(base + ".")
+            continue
+        group, effect = max(moves.items(), key=lambda item: abs(item[1]))
+        if abs(effect) < 0.05:
+            reasons.append(base + ", and nothing about this token moves it much.")
+            continue
+        direction = "above" if effect > 0 else "below"
+        reasons.append(
+            f"{base}; {GROUP_WORDS[group]} put it {abs(math.expm1(effect)):.0%} {direction} "
+            "what the model would say without them."
+        )
+    return reasons
 
 
 def _day(seconds: int) -> str:

@@ -15,33 +15,9 @@ from core.config import BotSettings, JobsSettings, Settings
 from core.embedding.embedder import Embedder
 from core.imaging.workers import DecoderPool
 from core.storage import Storage
-from tests.bot.fake_discord import FakeDiscord
-from tests.bot.fake_telegram import FakeBotApi
 from tests.bot.fakes import Library, WatchedEmbedder, build_library
 from tests.datasets import make_settings
 from tests.fakes import FakeImageFetcher
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    """The Telegram Bot API stand-in, on loopback."""
-    fake = FakeBotApi()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    """The Discord REST and gateway stand-in, on loopback."""
-    server = FakeDiscord()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,8 @@ estimate and its range, the reason, the chart with the estimate and the comps st
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from bot.access import Admins
@@ -18,16 +16,6 @@ from core.config import AdminSettings, TelegramSettings
 from tests.bot.fake_telegram import TOKEN, FakeBotApi, update
 from tests.pricing.conftest import Market
 from tests.pricing.synthetic import SLUG
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    fake = FakeBotApi()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 async def test_value_answers_with_the_model(market: Market) -> None:

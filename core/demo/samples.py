@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,10 @@ BODIES = {
 EYES = ["Dots", "Wide", "Sleepy", "Shades"]
 HATS = ["None", "Cap", "Crown", "Beanie", "Halo"]
 MOUTHS = ["Smile", "Flat", "Open"]
+# What the market pays for a trait, as a multiple of the collection's level: the demo's price
+# model has something real to learn.
+PREMIUMS = {"Crown": 3.0, "Halo": 2.2, "Shades": 1.6, "Plum": 1.4}
+SALES_PER_TOKEN = 6
 OUTLINE = (20, 20, 24, 255)
 
 
@@ -48,6 +53,7 @@ def write_sample_dataset(directory: Path, count: int = 48, seed: int = 7) -> Pat
         )
     )
     lines = []
+    premium = []
     for token in range(count):
         traits = {
             "Body": rng.choice(list(BODIES)),
@@ -55,6 +61,7 @@ def write_sample_dataset(directory: Path, count: int = 48, seed: int = 7) -> Pat
             "Hat": rng.choice(HATS),
             "Mouth": rng.choice(MOUTHS),
         }
+        premium.append(math.prod(PREMIUMS.get(v, 1.0) for v in traits.values()))
         draw_critter(traits).save(images / f"{token}.png")
         lines.append(
             json.dumps(
@@ -67,16 +74,21 @@ def write_sample_dataset(directory: Path, count: int = 48, seed: int = 7) -> Pat
         )
     (directory / "tokens.jsonl").write_text("\n".join(lines) + "\n")
     start = datetime(2024, 1, 1, tzinfo=UTC)
+    days = 300
+    moments = sorted(rng.randrange(24 * days) for _ in range(count * SALES_PER_TOKEN))
     with (directory / "sales.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["token_id", "timestamp", "price", "currency", "tx", "seller", "buyer"])
-        for n in range(count * 2):
-            moment = start + timedelta(hours=rng.randrange(24 * 300))
+        for n, hours in enumerate(moments):
+            token = rng.randrange(count)
+            # A level that doubles over the period, the token's trait premium, and noise.
+            level = 0.3 * 2 ** (hours / (24 * days))
+            price = level * premium[token] * math.exp(rng.gauss(0, 0.15))
             writer.writerow(
                 [
-                    rng.randrange(count),
-                    moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    round(rng.uniform(0.05, 2.5), 3),
+                    token,
+                    (start + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    round(price, 3),
                     "ETH",
                     f"0x{n:064x}",
                     f"0x{rng.getrandbits(160):040x}",

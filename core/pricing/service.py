@@ -63,7 +63,7 @@ class TrainReport:
 class _Context:
     """A collection's history and everything derived from it, cached until it changes."""
 
-    stamp: tuple[int, int, int, int]
+    stamp: tuple[float, ...]
     history: History
     prepared: F.Prepared
     calibrations: dict[str, Calibration]
@@ -185,13 +185,15 @@ class PriceService:
         now = self._clock()
         by_model: dict[str, list[tuple[int, str, int]]] = {}
         records: dict[str, PriceModelRecord] = {}
+        # Newest training window first: a row's model is the first trained before its time.
+        trained = self._storage.price_models.all(slug)
         for i in indexes:
             _, token_id, at = rows[i]
             moment = (at or now).astimezone(UTC)
             if token_id not in history.traits:
                 results[i] = UnknownToken(f"Token {token_id} is not in collection '{slug}'.")
                 continue
-            record = self._storage.price_models.latest(slug, trained_until=moment)
+            record = next((r for r in trained if r.trained_until <= moment), None)
             if record is None:
                 results[i] = NoPriceModel(
                     f"No price model of '{slug}' was trained before {moment:%Y-%m-%d}; run "
@@ -283,10 +285,14 @@ class PriceService:
     # Caches ---------------------------------------------------------------------------------
 
     def _context(self, slug: str) -> _Context:
+        # Anything the features read changes this: sales, traits, vectors, floors, rates.
+        storage = self._storage
+        currency = storage.catalog.collection(slug).currency
         stamp = (
-            *self._storage.sales.stamp(slug),
-            self._storage.vectors.counts(self._model_key).get(slug, 0),
-            len(self._storage.market.floors(slug)),
+            *storage.sales.stamp(slug),
+            *storage.catalog.tokens_stamp(slug),
+            storage.vectors.counts(self._model_key).get(slug, 0),
+            *storage.market.stamp(slug, currency),
         )
         with self._lock:
             cached = self._contexts.get(slug)

@@ -105,6 +105,21 @@ class Catalog:
         with self._db.reading() as conn:
             return {slug: int(n) for slug, n in conn.execute(query)}
 
+    def tokens_stamp(self, slug: str) -> tuple[int, int]:
+        """(count, total length of their attributes) of a collection's tokens: changes when a
+        token is added or its traits are rewritten (a same-length edit aside)."""
+        c, t = schema.collections, schema.tokens
+        query = (
+            select(
+                func.count(t.c.id), func.coalesce(func.sum(func.length(t.c.attributes_json)), 0)
+            )
+            .join(c, c.c.id == t.c.collection_id)
+            .where(c.c.slug == slug)
+        )
+        with self._db.reading() as conn:
+            count, length = conn.execute(query).one()
+        return int(count), int(length)
+
     # Tokens --------------------------------------------------------------------------------
 
     def upsert_tokens(self, collection_pk: int, writes: Sequence[TokenWrite]) -> UpsertCounts:

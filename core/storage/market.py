@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.storage import schema
 from core.storage.database import Database
@@ -64,10 +64,19 @@ class MarketData:
         with self._db.reading() as conn:
             return [(row.day, float(row.usd)) for row in conn.execute(query)]
 
-    def rate_on(self, currency: str, day: date) -> float | None:
-        """The USD rate of ``currency`` on ``day``, if one is known for that day."""
-        r = schema.usd_rates
-        query = select(r.c.usd).where(r.c.currency == currency.upper()).where(r.c.day == day)
+    def stamp(self, slug: str, currency: str) -> tuple[float, ...]:
+        """Count and sum of a collection's floors and of its currency's rates: changes when a
+        day is added or a value rewritten."""
+        f, c, r = schema.floors, schema.collections, schema.usd_rates
+        floors = (
+            select(func.count(f.c.day), func.coalesce(func.sum(f.c.floor), 0))
+            .join(c, c.c.id == f.c.collection_id)
+            .where(c.c.slug == slug)
+        )
+        rates = select(func.count(r.c.day), func.coalesce(func.sum(r.c.usd), 0)).where(
+            r.c.currency == currency.upper()
+        )
         with self._db.reading() as conn:
-            value = conn.execute(query).scalar()
-        return None if value is None else float(value)
+            floor_count, floor_sum = conn.execute(floors).one()
+            rate_count, rate_sum = conn.execute(rates).one()
+        return int(floor_count), float(floor_sum), int(rate_count), float(rate_sum)

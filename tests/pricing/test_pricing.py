@@ -99,6 +99,26 @@ def test_an_estimate_carries_what_the_contract_promises(market: Market) -> None:
     assert estimate.level > 0
 
 
+def test_rewritten_market_data_reaches_the_next_estimate(market: Market) -> None:
+    # The bot keeps a collection's history in memory; a rate corrected in place (another
+    # process re-ingesting usd_daily.csv) must not leave it answering with the old one.
+    token = tokens_with(market, Body="Sky")[0]
+    pricing, storage = market.engine.pricing, market.engine.storage
+    day = LATER.date()
+    before = pricing.value(SLUG, token, LATER)
+    assert before.usd_rate is not None
+
+    storage.market.save_rates("ETH", [(day, 1234.5)])
+    try:
+        after = pricing.value(SLUG, token, LATER)
+    finally:
+        storage.market.save_rates("ETH", [(day, before.usd_rate)])
+
+    assert after.usd_rate == 1234.5
+    assert after.usd == pytest.approx(after.estimate * 1234.5)
+    assert pricing.value(SLUG, token, LATER).usd_rate == before.usd_rate
+
+
 def test_a_sale_never_sees_itself_or_the_future(market: Market) -> None:
     history = load_history(market.engine.storage, SLUG, market.engine.embedder.key)
     sales = history.sales

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
+from core.models import is_slug
 from core.posting import ChatTarget
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -94,6 +95,97 @@ class FetchSettings(_Frozen):
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 15.0
     max_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
     ipfs_gateway: str = "https://ipfs.io"
+    # Tried in turn when the gateway above cannot serve an ipfs:// image.
+    ipfs_fallback_gateways: tuple[str, ...] = ("https://dweb.link",)
+
+
+class ApiSettings(_Frozen):
+    """One HTTP API the engine reads: its root URL and how hard it may be asked."""
+
+    api_root: str
+    # Requests per second to this host; a burst waits its turn.
+    requests_per_s: Annotated[float, Field(gt=0, le=100)] = 2.0
+    # Items asked for per page.
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 100
+
+    @field_validator("api_root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        return _url_root(value)
+
+
+class OpenSeaSettings(ApiSettings):
+    """OpenSea v2: the client calls <api_root>/api/v2/...; OPENSEA_API_KEY goes as X-API-KEY."""
+
+    api_root: str = "https://api.opensea.io"
+    requests_per_s: Annotated[float, Field(gt=0, le=100)] = 4.0
+    page_size: Annotated[int, Field(ge=1, le=200)] = 200
+
+
+class MagicEdenSettings(ApiSettings):
+    """Magic Eden v2 (Solana): the client calls <api_root>/v2/...; reads need no key."""
+
+    api_root: str = "https://api-mainnet.magiceden.dev"
+    requests_per_s: Annotated[float, Field(gt=0, le=100)] = 2.0
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 500
+
+
+class PricesSettings(ApiSettings):
+    """A CoinGecko-style price API: <api_root>/api/v3/simple/price?ids=...&vs_currencies=usd."""
+
+    api_root: str = "https://api.coingecko.com"
+    requests_per_s: Annotated[float, Field(gt=0, le=100)] = 0.5
+
+
+class MarketplaceSettings(_Frozen):
+    """The marketplaces and the USD price API, and how their calls retry."""
+
+    opensea: OpenSeaSettings = OpenSeaSettings()
+    magiceden: MagicEdenSettings = MagicEdenSettings()
+    prices: PricesSettings = PricesSettings()
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 20.0
+    # 5xx, resets, timeouts and malformed pages are retried this many times, waiting
+    # backoff_s, 2·backoff_s, 4·backoff_s ... (capped at max_backoff_s, with jitter).
+    max_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    backoff_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    max_backoff_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    # A 429's Retry-After is honoured up to this long; longer ends the run with an error.
+    max_retry_after_s: Annotated[float, Field(ge=0, le=3600)] = 300.0
+
+
+class FollowedCollection(_Frozen):
+    """A collection the bot keeps current: its slug (Magic Eden: its symbol) and source."""
+
+    slug: str
+    marketplace: Literal["opensea", "magiceden"] = "opensea"
+    # Sync this collection every N minutes (unset: sync.every_minutes).
+    every_minutes: Annotated[float, Field(gt=0, le=60 * 24 * 31)] | None = None
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not is_slug(value):
+            raise ValueError(f"'{value}' is not a valid collection slug")
+        return value
+
+
+class SyncSettings(_Frozen):
+    """``sync``: which collections follow their marketplace, how often and how far back."""
+
+    collections: tuple[FollowedCollection, ...] = ()
+    # A followed collection is synced when the `sync` job finds it this many minutes stale.
+    every_minutes: Annotated[float, Field(gt=0, le=60 * 24 * 31)] = 30.0
+    # Each sync asks again for the last overlap_minutes before its checkpoint: marketplaces
+    # index some sales late, and the natural key makes the repeats free.
+    overlap_minutes: Annotated[float, Field(ge=0, le=7 * 24 * 60)] = 60.0
+    # How far back a collection's first sync reaches; 0: its whole history.
+    history_days: Annotated[float, Field(ge=0, le=36_500)] = 90.0
+    # New tokens' metadata and images fetched at once, and at most this many per run (the
+    # rest follow on the next run).
+    token_concurrency: Annotated[int, Field(ge=1, le=64)] = 8
+    max_new_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
+    # A token whose metadata or image failed is tried again after retry_hours·attempts.
+    retry_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 1.0
 
 
 class SearchSettings(_Frozen):
@@ -212,6 +304,9 @@ class JobsSettings(_Frozen):
     housekeeping: JobTrigger = JobTrigger(cron="17 4 * * *", jitter_s=300)
     # Retrain the price model of every collection with enough sales, on all of them.
     train: JobTrigger = JobTrigger(cron="40 3 * * *", jitter_s=300)
+    # Sync each followed collection that is due (sync.every_minutes or its own interval),
+    # and the day's floors and USD rates.
+    sync: JobTrigger = JobTrigger(every_minutes=5, jitter_s=30)
     # A run that was due while the bot was down (or busy) still runs when the bot is back, if
     # it is at most this late; runs that piled up are coalesced into one.
     misfire_grace_s: Annotated[int, Field(ge=1, le=7 * 86_400)] = 12 * 3600
@@ -314,6 +409,8 @@ class Settings(_Frozen):
     embedding: EmbeddingSettings = EmbeddingSettings()
     index: IndexSettings = IndexSettings()
     fetch: FetchSettings = FetchSettings()
+    marketplaces: MarketplaceSettings = MarketplaceSettings()
+    sync: SyncSettings = SyncSettings()
     search: SearchSettings = SearchSettings()
     valuation: ValuationSettings = ValuationSettings()
     jobs: JobsSettings = JobsSettings()
@@ -421,6 +518,16 @@ def _apply_env(raw: dict[str, object], env: dict[str, str]) -> None:
         section("embedding")["weights"] = env["NFTLENS_VGG16_WEIGHTS"]
     if env.get("NFTLENS_IPFS_GATEWAY"):
         section("fetch")["ipfs_gateway"] = env["NFTLENS_IPFS_GATEWAY"]
+    for variable, service in (
+        ("NFTLENS_OPENSEA_URL", "opensea"),
+        ("NFTLENS_MAGICEDEN_URL", "magiceden"),
+        ("NFTLENS_PRICES_URL", "prices"),
+    ):
+        if env.get(variable):
+            service_section = section("marketplaces").setdefault(service, {})
+            if not isinstance(service_section, dict):
+                raise ConfigError(f"Config section 'marketplaces.{service}' must be a mapping.")
+            service_section["api_root"] = env[variable]
     for variable, platform in (
         ("NFTLENS_TELEGRAM_API", "telegram"),
         ("NFTLENS_DISCORD_API", "discord"),

@@ -17,6 +17,9 @@
     │       └── UrlRefused        the URL points at a private, loopback or link-local address
     ├── ModelError                the embedding model cannot be built or its weights loaded
     ├── PostingError              a post could not be delivered to a chat or channel
+    ├── MarketplaceError          a marketplace or price API could not be read
+    │   ├── MarketplaceAuthError  it refused our API key (or asked for one)
+    │   └── MalformedResponse     it kept answering with a page we cannot parse
     ├── IndexNotReady             there is no index yet (run ``python -m core index``)
     ├── IndexBusy                 another ``index`` run holds the index lock
     └── JobSkipped                a scheduled job had nothing it could do this time
@@ -94,6 +97,18 @@ class ModelError(LensError):
 
 class PostingError(LensError):
     """A post (text and pictures) could not be delivered to its chat or channel."""
+
+
+class MarketplaceError(LensError):
+    """OpenSea, Magic Eden or the price API failed after its retries, or refused a request."""
+
+
+class MarketplaceAuthError(MarketplaceError):
+    """The API refused the key (HTTP 401/403): the operator must set a valid one."""
+
+
+class MalformedResponse(MarketplaceError):
+    """A page stayed truncated or malformed through every retry; nothing past it is stored."""
 
 
 class IndexNotReady(LensError):

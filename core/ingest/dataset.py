@@ -682,3 +682,55 @@ def _show(text: str, limit: int = 40) -> str:
 def _quote(text: str, limit: int = 40) -> str:
     """``text`` as a quoted, escaped Python literal, cut for a reason."""
     return repr(_show(text, limit))
+
+
+# Checks other edges share (marketplace sync parses the same things out of API pages). Each
+# raises ValueError with the reason a row would be rejected for.
+
+
+def parse_attributes(raw: Any) -> tuple[Attribute, ...]:
+    """Traits in ERC-721 form (``[{"trait_type", "value"}]``), checked like tokens.jsonl's."""
+    if isinstance(raw, list):
+        # A JSON integer read by json.loads (not _JSON) is an int; a bool stays a bool.
+        raw = [
+            {**item, "value": str(item["value"])}
+            if isinstance(item, dict) and type(item.get("value")) is int
+            else item
+            for item in raw
+        ]
+    try:
+        return _attributes(raw)
+    except _RowError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def checked_text(raw: dict[str, Any], key: str, limit: int) -> str | None:
+    """``raw[key]`` as text within ``limit`` characters and free of control characters."""
+    try:
+        return _json_text(raw, key, limit)
+    except _RowError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def check_sale(sale: Sale, chain: str, latest: datetime) -> None:
+    """Refuse a sale ingest would refuse: bad token id, impossible time, absurd price, or
+    fields too long for the database."""
+    if not is_token_id(sale.token_id):
+        raise ValueError(f"token_id {_quote(sale.token_id)} may only have letters, digits, "
+                         "'.', '_', '-'")  # fmt: skip
+    for name in ("currency", "tx", "seller", "buyer"):
+        value = getattr(sale, name) or ""
+        if _CONTROL.search(value):
+            raise ValueError(f"{name} has control characters")
+        if len(value) > _SALE_LENGTHS[name]:
+            raise ValueError(f"{name} is longer than {_SALE_LENGTHS[name]} characters")
+    genesis = GENESIS.get(chain, _DEFAULT_GENESIS)
+    if sale.timestamp < genesis:
+        raise ValueError(f"the sale time is before {chain} began")
+    if sale.timestamp > latest:
+        raise ValueError("the sale time is in the future")
+    if not math.isfinite(sale.price) or sale.price <= 0:
+        raise ValueError("the price is not a positive number")
+    ceiling = PRICE_CEILINGS.get(sale.currency, DEFAULT_PRICE_CEILING)
+    if sale.price > ceiling:
+        raise ValueError(f"the price is above the {ceiling:g} {sale.currency} ceiling")

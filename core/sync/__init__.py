@@ -1,0 +1,1 @@
+"""Marketplace sync: OpenSea and Magic Eden clients, checkpoints, scheduled refresh."""

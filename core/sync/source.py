@@ -1,0 +1,89 @@
+"""What a marketplace gives the sync: typed records, and the port each client implements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from core.ingest.dataset import check_sale
+from core.models import Attribute, Collection, Sale
+
+# What parsing one record of a page may raise: the record is skipped, the page kept.
+RECORD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+
+
+@dataclass(frozen=True)
+class TokenMeta:
+    """A token's metadata as its marketplace serves it (the image URL is the minter's)."""
+
+    token_id: str
+    name: str | None
+    image_url: str | None
+    attributes: tuple[Attribute, ...]
+
+
+@dataclass(frozen=True)
+class SalesPage:
+    """One page of sales, newest first, as parsed at the edge."""
+
+    # Where the page sits ("page 3", "offset 1500"): errors and logs name it.
+    position: str
+    sales: tuple[Sale, ...]
+    # One reason per record of the page that was not a usable sale.
+    skipped: tuple[str, ...]
+    # The oldest event time on the page (sales or not); None for an empty page.
+    oldest: datetime | None
+
+
+class MarketplaceSource(Protocol):
+    """One marketplace, read through its public API."""
+
+    name: str
+
+    async def collection(self, slug: str) -> Collection:
+        """The collection as the marketplace describes it; ``UnknownCollection`` if none."""
+        ...
+
+    async def floor(self, slug: str) -> float | None:
+        """Its floor price now, in its currency, if it has one."""
+        ...
+
+    def sales(
+        self, collection: Collection, since: datetime, before: datetime | None
+    ) -> AsyncIterator[SalesPage]:
+        """Pages of sales newest first, from ``before`` (or now) back to ``since``."""
+        ...
+
+    async def token(self, collection: Collection, token_id: str) -> TokenMeta:
+        """A token's name, traits and image URL; ``UnknownToken`` if the marketplace has none."""
+        ...
+
+
+def sales_page(
+    position: str,
+    records: Sequence[Any],
+    noun: str,
+    read: Callable[[Any], tuple[datetime, Sale | None]],
+    chain: str,
+    latest: datetime,
+) -> SalesPage:
+    """A page from its raw records: ``read`` gives each record's time and its sale (None
+    for other activity); a record that cannot be read, or whose sale ingest would refuse,
+    is skipped with its reason."""
+    sales: list[Sale] = []
+    skipped: list[str] = []
+    oldest: datetime | None = None
+    for i, record in enumerate(records):
+        try:
+            moment, sale = read(record)
+            oldest = moment if oldest is None else min(oldest, moment)
+            if sale is None:
+                continue
+            check_sale(sale, chain, latest)
+        except RECORD_ERRORS as exc:
+            skipped.append(f"{position}, {noun} {i + 1}: {exc or type(exc).__name__}")
+            continue
+        sales.append(sale)
+    return SalesPage(position, tuple(sales), tuple(skipped), oldest)

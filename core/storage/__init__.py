@@ -12,6 +12,7 @@ from core.storage.market import MarketData
 from core.storage.migrate import Migration, migrate
 from core.storage.price_models import PriceModelRecord, PriceModelRegistry
 from core.storage.sales import SalesBook
+from core.storage.sync import SyncBook, SyncState
 from core.storage.vectors import VectorStore
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "SalesBook",
     "Storage",
     "StoredToken",
+    "SyncBook",
+    "SyncState",
     "TokenWrite",
     "UpsertCounts",
     "VectorStore",
@@ -44,6 +47,7 @@ class Storage:
     jobs: JobLog
     market: MarketData
     price_models: PriceModelRegistry
+    sync: SyncBook
     migration: Migration | None = None
 
     @classmethod
@@ -64,6 +68,7 @@ class Storage:
             jobs=JobLog(database),
             market=MarketData(database),
             price_models=PriceModelRegistry(database),
+            sync=SyncBook(database),
             migration=migration,
         )
 

@@ -63,9 +63,10 @@ def current_revision(db: Database) -> str | None:
         return _revision_or_baseline(conn)
 
 
-def migrate(db: Database) -> Migration:
-    """Bring the database to the newest revision; safe to run from several processes at once."""
-    head = head_revision()
+def migrate(db: Database, target: str | None = None) -> Migration:
+    """Bring the database to the newest revision (or ``target``, for tests that build the
+    database a previous version made); safe to run from several processes at once."""
+    head = target or head_revision()
     try:
         with _exclusive(db), db.engine.begin() as conn:
             before = _revision_or_baseline(conn)
@@ -75,7 +76,7 @@ def migrate(db: Database) -> Migration:
             config.attributes["connection"] = conn
             if before == BASELINE and not _has_version_table(conn):
                 command.stamp(config, BASELINE)
-            command.upgrade(config, "head")
+            command.upgrade(config, head)
     except CommandError as exc:
         raise StorageError(
             "The database was made by a newer NFT Lens than this one; upgrade NFT Lens "

@@ -8,6 +8,7 @@ here without a revision there fails ``tests/storage/test_migrations.py``.
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Date,
     Float,
@@ -148,4 +149,37 @@ price_models = Table(
     Column("features", Text, nullable=False),
     Column("metrics", Text, nullable=False),
     Index("ix_price_models_collection_until", "collection_id", "trained_until"),
+)
+
+# Marketplace sync: per collection, whether it is followed, how often, and how far its sales
+# are known to be complete. ``checkpoint`` moves only after everything up to it is committed;
+# ``resume_before``/``resume_until`` record how far an unfinished run got, so a rerun after a
+# kill pages only what that run had not yet stored.
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True),
+    Column("following", Boolean, nullable=False),
+    Column("every_minutes", Float),
+    Column("checkpoint", UtcDateTime),
+    Column("resume_before", UtcDateTime),
+    Column("resume_until", UtcDateTime),
+    Column("last_started_at", UtcDateTime),
+    Column("last_finished_at", UtcDateTime),
+    # ok or failed
+    Column("last_status", String(16)),
+    Column("last_summary", Text),
+    Column("last_error", Text),
+)
+
+# Tokens whose metadata or image could not be fetched: tried again after a back-off, so one
+# broken token neither blocks a sync nor costs a request on every run.
+token_failures = Table(
+    "token_failures",
+    metadata,
+    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True),
+    Column("token_id", String(100), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("retry_at", UtcDateTime, nullable=False),
+    Column("error", Text, nullable=False),
 )

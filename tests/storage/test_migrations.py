@@ -215,3 +215,53 @@ def test_the_migrate_command_reports_the_upgrade(tmp_path: Path, legacy_db: Engi
     assert "the database schema is current" in second.stdout
     with legacy_db.connect() as conn:
         assert conn.execute(select(legacy.sales.c.id)).all() != []
+
+
+def test_a_database_made_by_the_previous_version_gains_sync_and_keeps_every_row(
+    database_url: str,
+) -> None:
+    # The previous release stopped at 0003 (price models and market data).
+    database = Database.connect(database_url)
+    try:
+        assert migrate(database, target="0003").after == "0003"
+        with database.writing() as conn:
+            conn.execute(
+                insert(schema.collections).values(
+                    id=1, slug="apes", name="Apes", chain="ethereum", contract="0xbc4c",
+                    currency="ETH", marketplace="opensea",
+                )
+            )  # fmt: skip
+            conn.execute(
+                insert(schema.sales),
+                [
+                    {"collection_id": 1, "token_id": str(n), "price": 1.0 + n,
+                     "timestamp": datetime(2025, 1, 1 + n, tzinfo=UTC), "currency": "ETH",
+                     "tx": f"0x{n:02x}", "seller": None, "buyer": None, "marketplace": None}
+                    for n in range(3)
+                ],
+            )  # fmt: skip
+            conn.execute(
+                insert(schema.floors).values(collection_id=1, day=datetime(2025, 1, 1).date(),
+                                             floor=0.5)
+            )  # fmt: skip
+    finally:
+        database.close()
+
+    storage = Storage.open(database_url)
+    try:
+        assert storage.migration is not None
+        assert (storage.migration.before, storage.migration.after) == ("0003", head_revision())
+        assert len(storage.sales.sales("apes")) == 3
+        assert [floor for _, floor in storage.market.floors("apes")] == [0.5]
+        # The new tables work on the old rows: follow, checkpoint, a failed token.
+        pk = storage.catalog.collection_pk("apes")
+        storage.sync.follow(pk, every_minutes=15)
+        storage.sync.advanced(pk, datetime(2025, 1, 3, tzinfo=UTC))
+        assert storage.sync.tokens_to_fetch(pk, datetime(2026, 1, 1, tzinfo=UTC), 10) == [
+            "0", "1", "2",
+        ]  # fmt: skip
+        state = storage.sync.state("apes")
+        assert state is not None and state.following and state.every_minutes == 15
+        assert state.checkpoint == datetime(2025, 1, 3, tzinfo=UTC)
+    finally:
+        storage.close()

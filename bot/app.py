@@ -84,6 +84,8 @@ async def run_bot(
     router = router or PostRouter()
     router.register(ConsolePoster(console_dir(lens.settings)))
     async with AsyncExitStack() as stack:
+        # Last out: a /track's background sync is cancelled once nothing can start another.
+        stack.push_async_callback(lens.close)
         # Each platform's library is imported only when its front end actually runs.
         if secrets.telegram_bot_token is not None:
             from bot.telegram_bot import TelegramPoster, running_telegram
@@ -120,7 +122,7 @@ async def serve(settings: Settings, secrets: Secrets, out: TextIO | None = None)
         return 2
     stop = asyncio.Event()
     with _stop_on_signals(stop):
-        async with open_engine(settings) as engine:
+        async with open_engine(settings, secrets=secrets) as engine:
             # Build the model (and load or download its weights) and start the image
             # workers before taking requests: a missing weights file fails here, once.
             log.info("bot: loading the embedding model")
@@ -134,7 +136,11 @@ async def serve(settings: Settings, secrets: Secrets, out: TextIO | None = None)
 @asynccontextmanager
 async def open_console(settings: Settings) -> AsyncIterator[LensCommands]:
     async with open_engine(settings) as engine:
-        yield LensCommands(engine)
+        lens = LensCommands(engine)
+        try:
+            yield lens
+        finally:
+            await lens.close()
 
 
 async def console(

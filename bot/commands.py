@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -19,7 +19,7 @@ from core.app import Engine
 from core.errors import LensError, QueryError
 from core.imaging.decode import too_large
 from core.models import Collection, ImageRef, Picture, PriceEstimate, Sale, SimilarResult
-from core.queries import TokenSubject, parse_reference
+from core.queries import TokenSubject, parse_collection_target, parse_reference, parse_slug
 from core.render.chart import EstimateBand, render_price_chart
 from core.render.collage import render_collage, render_strip
 from core.status.report import JobStatus, gather_status
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # Chat answers stay readable and the collage stays small enough to send anywhere.
 MAX_K = 20
 R = TypeVar("R")
+# Posts one progress line to the chat a command came from.
+Notify = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ class LensCommands:
         self.answered = 0
         self.failed = 0
         self.rate_limited = 0
+        # A /track's first sync runs on after its reply; close() cancels what is left.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def max_upload_bytes(self) -> int:
@@ -281,7 +285,12 @@ class LensCommands:
     async def status(self) -> StatusAnswer:
         engine = self.engine
         report = await self._blocking(
-            gather_status, engine.storage, engine.embedder.key, engine.indexer.path, engine.jobs
+            gather_status,
+            engine.storage,
+            engine.embedder.key,
+            engine.indexer.path,
+            engine.jobs,
+            engine.settings.sync.every_minutes,
         )
         return StatusAnswer(
             uptime_s=self._clock() - self._started,
@@ -295,6 +304,54 @@ class LensCommands:
             jobs=report.jobs,
         )
 
+    # Following collections (admins) ----------------------------------------------------------
+
+    async def track(self, text: str, notify: Notify) -> Collection:
+        """Follow a collection and start its first sync in the background; ``notify`` hears
+        its progress and, at the end, whether /similar and /value can use it."""
+        target = parse_collection_target(text)
+        collection = await self.engine.syncer.track(target.slug, target.marketplace)
+        task = asyncio.create_task(self._first_sync(collection, notify))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return collection
+
+    async def untrack(self, text: str) -> tuple[str, bool]:
+        """Stop following a collection (its data stays): (slug, whether it was followed)."""
+        slug = parse_slug(text)
+        return slug, await self._blocking(self.engine.syncer.untrack, slug)
+
+    async def settle(self) -> None:
+        """Wait for background work (a /track's sync) to finish."""
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel background work (a /track's sync) and wait for it to stop."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _first_sync(self, collection: Collection, notify: Notify) -> None:
+        slug = collection.slug
+        try:
+            report = await self.engine.syncer.sync(slug, notify=notify)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await _quietly(notify, f"Syncing {slug} failed: {_sentence(exc, log)}")
+            return
+        result = report.collections[0]
+        if result.error is not None:
+            await _quietly(notify, f"Syncing {slug} failed: {result.error}")
+            return
+        tokens = (await self._blocking(self._catalog.token_counts)).get(slug, 0)
+        await _quietly(
+            notify,
+            f"{collection.name} ({slug}) is ready: {result.sales_added} new sales, "
+            f"{tokens} tokens indexed. /similar and /value can use it now; it stays in sync.",
+        )
+
     # Helpers -----------------------------------------------------------------------------
 
     async def _blocking(self, func: Callable[..., R], *args: object) -> R:
@@ -304,6 +361,20 @@ class LensCommands:
     async def _render(self, func: Callable[..., R], *args: object, **kwargs: object) -> R:
         async with self._renders:
             return await asyncio.to_thread(func, *args, **kwargs)
+
+
+async def _quietly(notify: Notify, text: str) -> None:
+    try:
+        await notify(text)
+    except Exception:  # the chat may be gone; the sync's outcome is in the log and /status
+        log.warning("could not post a sync progress message", exc_info=True)
+
+
+def _sentence(exc: BaseException, logger: logging.Logger) -> str:
+    if isinstance(exc, LensError):
+        return str(exc)
+    logger.error("a /track sync failed", exc_info=exc)
+    return "something went wrong on our side; see the bot's log."
 
 
 def _k(k: int | None) -> int | None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from yarl import URL
 
-from core.config import Settings
+from core.config import Secrets, Settings
 from core.embedding.embedder import Embedder
 from core.embedding.vgg16 import VGG16Embedder
 from core.errors import ConfigError
@@ -33,6 +33,9 @@ from core.search.jobs import index_job
 from core.search.similar import SimilarService
 from core.storage import Storage
 from core.storage.images import ImageStore
+from core.sync.clients import open_marketplaces
+from core.sync.jobs import sync_job
+from core.sync.service import Marketplaces, Syncer
 from core.valuation import SalesValuer
 
 Clock = Callable[[], datetime]
@@ -59,6 +62,7 @@ class Engine:
     ingester: Ingester
     valuation: SalesValuer
     pricing: PriceService
+    syncer: Syncer
     jobs: tuple[Job, ...]
     clock: Clock
 
@@ -96,17 +100,30 @@ def make_decoder(settings: Settings, *, background: bool = False) -> DecoderPool
 def fetch_limits(settings: Settings) -> FetchLimits:
     """Fetch caps; the configured IPFS gateway is trusted even on a private address (a
     local IPFS node or a mirror the operator chose), but only for its ``/ipfs/`` paths."""
-    gateway = URL(settings.fetch.ipfs_gateway)
-    roots: tuple[str, ...] = ()
-    if gateway.scheme in ("http", "https") and gateway.host:
-        base = gateway.with_user(None).with_query(None).with_fragment(None)
-        roots = (f"{str(base).rstrip('/')}/ipfs/",)
+    roots: list[str] = []
+    gateways = (settings.fetch.ipfs_gateway, *settings.fetch.ipfs_fallback_gateways)
+    for gateway in gateways:
+        roots.extend(_root(gateway, "/ipfs/"))
+    # The marketplaces' own hosts serve their images too (tests and mirrors stand in for them
+    # on loopback); only their configured roots are trusted, not other paths on the host.
+    markets = settings.marketplaces
+    for api in (markets.opensea, markets.magiceden):
+        roots.extend(_root(api.api_root, "/"))
     return FetchLimits(
         max_bytes=min(settings.fetch.max_bytes, settings.images.max_bytes),
         timeout_s=settings.fetch.timeout_s,
         ipfs_gateway=settings.fetch.ipfs_gateway,
-        trusted_roots=roots,
+        ipfs_fallbacks=tuple(settings.fetch.ipfs_fallback_gateways),
+        trusted_roots=tuple(roots),
     )
+
+
+def _root(url: str, under: str) -> list[str]:
+    parsed = URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return []
+    base = parsed.with_user(None).with_query(None).with_fragment(None)
+    return [f"{str(base).rstrip('/')}{under}"]
 
 
 def build_engine(
@@ -118,6 +135,7 @@ def build_engine(
     background_decoder: ImageDecoder | None = None,
     embedder: Embedder | None = None,
     clock: Clock | None = None,
+    marketplaces: Marketplaces | None = None,
 ) -> Engine:
     """Wire the services; nothing here touches the network, a file or the model.
 
@@ -169,7 +187,17 @@ def build_engine(
         settings=settings.valuation,
         clock=clock,
     )
+    syncer = Syncer(
+        storage=storage,
+        images=images,
+        decoder=background,
+        indexer=indexer,
+        settings=settings,
+        clock=clock,
+        marketplaces=marketplaces,
+    )
     jobs = (
+        sync_job(syncer, settings.jobs.sync),
         index_job(indexer, settings.jobs.index),
         train_job(pricing, storage.catalog, settings.jobs.train),
         housekeeping_job(settings.data_dir, settings.jobs.housekeeping),
@@ -189,6 +217,7 @@ def build_engine(
         ingester=ingester,
         valuation=valuation,
         pricing=pricing,
+        syncer=syncer,
         jobs=jobs,
         clock=clock,
     )
@@ -256,6 +285,7 @@ async def open_engine(
     decoder: ImageDecoder | None = None,
     fetcher: ImageFetcher | None = None,
     clock: Clock | None = None,
+    secrets: Secrets | None = None,
 ) -> AsyncIterator[Engine]:
     """The engine with its HTTP session; everything opened here is closed on exit."""
     stack = ExitStack()
@@ -268,6 +298,9 @@ async def open_engine(
                 limits = fetch_limits(settings)
                 session = await sessions.enter_async_context(HttpImageFetcher.session(limits))
                 fetcher = HttpImageFetcher(session, limits)
+            marketplaces = await sessions.enter_async_context(
+                open_marketplaces(settings, secrets or Secrets.from_env(), fetcher)
+            )
             yield build_engine(
                 settings,
                 held.storage,
@@ -276,6 +309,7 @@ async def open_engine(
                 background_decoder=held.background_decoder,
                 embedder=embedder,
                 clock=clock,
+                marketplaces=marketplaces,
             )
     finally:
         await asyncio.to_thread(stack.close)

@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     from core.search import cli as search_cli
     from core.status import cli as status_cli
     from core.storage import cli as storage_cli
+    from core.sync import cli as sync_cli
 
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_cli.add_commands(commands)
     search_cli.add_commands(commands)
     pricing_cli.add_commands(commands)
+    sync_cli.add_commands(commands)
     status_cli.add_commands(commands)
     storage_cli.add_commands(commands)
     demo_cli.add_commands(commands)

@@ -78,7 +78,7 @@ def test_ingest_again_lists_rejected_rows(
 def test_index_prints_counts(indexed: subprocess.CompletedProcess[str]) -> None:
     assert indexed.returncode == 0, indexed.stderr
     assert indexed.stdout.startswith("embedded 10 images (")
-    assert "0 failed; index holds 10 vectors (exact)" in indexed.stdout
+    assert "0 failed; index holds 10 vectors (exact, rebuilt)" in indexed.stdout
 
 
 def test_similar_json_prints_one_line_per_query(
@@ -240,7 +240,7 @@ def test_status_lists_collections_counts_and_jobs(
     assert report["index"]["vectors"] == len(TOKENS)
     assert report["last_sync"] is None
     jobs = {job["name"]: job for job in report["jobs"]}
-    assert set(jobs) == {"index", "train", "housekeeping"}
+    assert set(jobs) == {"sync", "index", "train", "housekeeping"}
     assert jobs["index"]["schedule"] == "every 15 min"
     # Nothing has scheduled or run a job in this data directory.
     assert jobs["index"]["last_run"] is None and jobs["index"]["next_run"] is None

@@ -53,6 +53,9 @@ class FetchLimits:
     timeout_s: float = 15.0
     max_redirects: int = 5
     ipfs_gateway: str = "https://ipfs.io"
+    # Gateways tried in turn when ``ipfs_gateway`` cannot serve an ipfs:// URL (down, slow,
+    # or without the content); a refusal or an over-size image is not retried elsewhere.
+    ipfs_fallbacks: tuple[str, ...] = ()
     # Only for tests and self-hosted mirrors: skips every address check (schemes still apply).
     allow_private: bool = False
     # URL prefixes ("http://10.0.0.5:8080/ipfs/") trusted for what they serve: a URL whose
@@ -112,7 +115,20 @@ class HttpImageFetcher:
 
     async def fetch(self, url: str) -> bytes:
         """Return the image bytes at an http(s) or ipfs:// URL, within the configured limits."""
-        target = _parse_url(url, self._limits.ipfs_gateway)
+        if url.strip()[:7].lower() != "ipfs://":
+            return await self._fetch(_parse_url(url, self._limits.ipfs_gateway))
+        gateways = (self._limits.ipfs_gateway, *self._limits.ipfs_fallbacks)
+        for i, gateway in enumerate(gateways):
+            try:
+                return await self._fetch(_parse_url(url, gateway))
+            except (UrlRefused, ImageTooLarge):
+                raise
+            except FetchError:
+                if i == len(gateways) - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _fetch(self, target: URL) -> bytes:
         try:
             # One deadline for the whole redirect chain; ClientTimeout only bounds each request.
             async with asyncio.timeout(self._limits.timeout_s):

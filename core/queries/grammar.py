@@ -94,3 +94,41 @@ def parse_slug(text: str) -> str:
     if not is_slug(slug):
         raise QueryError(f"'{shown(text)}' is not a collection name.")
     return slug
+
+
+# opensea.io/collection/<slug>; magiceden.io/marketplace/<symbol> (Solana collection pages).
+_OPENSEA_COLLECTION = re.compile(
+    rf"https?://(?:www\.)?opensea\.io/collection/(?P<slug>{SLUG_PATTERN})/?(?:[?#]\S*)?", re.I
+)
+_MAGICEDEN_COLLECTION = re.compile(
+    rf"https?://(?:www\.)?magiceden\.(?:io|us)/marketplace/(?P<slug>{SLUG_PATTERN})/?"
+    r"(?:[?#]\S*)?",
+    re.I,
+)
+MARKETPLACE_NAMES = {"opensea": "opensea", "magiceden": "magiceden", "me": "magiceden"}
+
+
+@dataclass(frozen=True)
+class CollectionTarget:
+    """A collection to follow: its slug (Magic Eden: symbol), and where, if said."""
+
+    slug: str
+    marketplace: str | None
+
+
+def parse_collection_target(text: str) -> CollectionTarget:
+    """An OpenSea or Magic Eden collection URL, or ``SLUG [opensea|magiceden]``."""
+    text = text.strip()
+    if match := _OPENSEA_COLLECTION.fullmatch(text):
+        return CollectionTarget(match["slug"].lower(), "opensea")
+    if match := _MAGICEDEN_COLLECTION.fullmatch(text):
+        return CollectionTarget(match["slug"].lower(), "magiceden")
+    words = text.split()
+    if len(words) == 2 and words[1].lower() in MARKETPLACE_NAMES:
+        return CollectionTarget(parse_slug(words[0]), MARKETPLACE_NAMES[words[1].lower()])
+    if len(words) == 1 and not is_url(words[0]):
+        return CollectionTarget(parse_slug(words[0]), None)
+    raise QueryError(
+        "Give an OpenSea or Magic Eden collection URL, or a collection slug (optionally "
+        "followed by 'opensea' or 'magiceden')."
+    )

@@ -41,6 +41,18 @@ class VectorIndex:
             index.add_with_ids(vectors, np.ascontiguousarray(keys, dtype=np.int64))
         return cls(index, settings.hnsw_ef_search)
 
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors under keys not yet in the index (a sync's handful of new tokens)."""
+        if len(keys):
+            self._index.add_with_ids(
+                np.ascontiguousarray(vectors, dtype=np.float32),
+                np.ascontiguousarray(keys, dtype=np.int64),
+            )
+
+    def holds(self, key: int) -> bool:
+        """Whether ``key`` is in the index."""
+        return self._has(key)
+
     @classmethod
     def load(cls, path: Path, ef_search: int = 128) -> VectorIndex:
         return cls(faiss.read_index(str(path)), ef_search)

@@ -43,6 +43,9 @@ class IndexReport:
     indexed: int
     kind: str
     seconds: float
+    # How the index file was brought up to date: "rebuilt" from every stored vector, "added"
+    # to (new vectors only), or "unchanged".
+    mode: str = "rebuilt"
 
     @property
     def images_per_second(self) -> float:
@@ -51,7 +54,8 @@ class IndexReport:
     def summary(self) -> str:
         return (
             f"embedded {self.embedded} images ({self.images_per_second:.1f} img/s), "
-            f"{self.failed} failed; index holds {self.indexed} vectors ({self.kind})"
+            f"{self.failed} failed; index holds {self.indexed} vectors ({self.kind}, "
+            f"{self.mode})"
         )
 
 
@@ -123,6 +127,7 @@ class Indexer:
         started = time.perf_counter()
         todo = self._vectors.tokens_to_embed(self._embedder.key, collection)
         embedded = failed = 0
+        embedded_pks: list[int] = []
         bar = tqdm(total=len(todo), unit="img", desc="embedding", disable=not progress or None)
         with bar:
             for batch in embed_stream(
@@ -133,18 +138,31 @@ class Indexer:
                 for token, error in batch.failed:
                     log.warning("skipped %s:%s: %s", token.collection, token.token_id, error)
                 embedded += len(batch.items)
+                embedded_pks.extend(token.pk for token in batch.items)
                 failed += len(batch.failed)
                 bar.update(len(batch.items) + len(batch.failed))
                 if stop is not None and stop.is_set():
                     elapsed = time.perf_counter() - started
                     return IndexReport(embedded, failed, 0, "stopped", elapsed)
         elapsed = time.perf_counter() - started
+        stored = sum(self._vectors.counts(self._embedder.key).values())
+        current = self._current_index(stored - len(embedded_pks), stored)
+        if current is not None and not embedded_pks:
+            # Nothing new: an HNSW rebuild of a large index takes tens of seconds for nothing.
+            return IndexReport(0, failed, len(current), current.kind, elapsed, "unchanged")
+        if (
+            current is not None
+            and len(current)
+            and current.dim == self._embedder.dim
+            and not any(current.holds(pk) for pk in embedded_pks)
+        ):
+            # Only new tokens (a sync's handful): add them rather than rebuild everything.
+            keys, vectors = self._vectors.vectors(self._embedder.key, embedded_pks)
+            current.add(keys, vectors)
+            if len(current) == stored:
+                current.save(self.path)
+                return IndexReport(embedded, failed, len(current), current.kind, elapsed, "added")
         keys, vectors = self._vectors.vectors(self._embedder.key)
-        if embedded == 0:
-            current = self._current_index(len(keys))
-            if current is not None:
-                # Nothing new: an HNSW rebuild of a large index takes tens of seconds for nothing.
-                return IndexReport(0, failed, len(current), current.kind, elapsed)
         index = VectorIndex.build(keys, vectors, self._settings.index)
         index.save(self.path)
         return IndexReport(embedded, failed, len(index), index.kind, elapsed)
@@ -172,8 +190,9 @@ class Indexer:
                 results.append(item.canonical)
         return results
 
-    def _current_index(self, stored: int) -> VectorIndex | None:
-        """The index file, if it already holds every stored vector in the configured kind."""
+    def _current_index(self, held: int, stored: int) -> VectorIndex | None:
+        """The index file, if it holds exactly ``held`` vectors, in the kind that ``stored``
+        vectors call for."""
         if not self.path.is_file():
             return None
         try:
@@ -181,7 +200,7 @@ class Indexer:
         except RuntimeError:
             return None  # damaged: rebuild it
         kind = "hnsw" if stored > self._settings.index.approximate_above else "exact"
-        return index if len(index) == stored and index.kind == kind else None
+        return index if len(index) == held and index.kind == kind else None
 
 
 class IndexCache:

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from core.config import Settings
 from core.embedding.embedder import Embedder
 from core.errors import StorageError
 from core.jobs import Job
 from core.search.indexing import Indexer
 from core.status.report import StatusReport, gather_status
-from core.storage import JobRun, Storage
+from core.storage import JobRun, Storage, SyncState
 from core.storage.migrate import current_revision, head_revision
 
 
@@ -35,6 +36,9 @@ class StatusServices(Protocol):
     @property
     def clock(self) -> Callable[[], datetime]: ...
 
+    @property
+    def settings(self) -> Settings: ...
+
 
 def add_commands(commands: Any) -> None:
     parser = commands.add_parser(
@@ -52,7 +56,13 @@ def run_status(args: argparse.Namespace, engine: StatusServices) -> int:
             f"The database schema is at revision {current or 'none'} and this NFT Lens needs "
             f"{head}; run 'python -m core migrate' first."
         )
-    report = gather_status(engine.storage, engine.embedder.key, engine.indexer.path, engine.jobs)
+    report = gather_status(
+        engine.storage,
+        engine.embedder.key,
+        engine.indexer.path,
+        engine.jobs,
+        engine.settings.sync.every_minutes,
+    )
     if args.json:
         print(json.dumps(report_json(report)))
     else:
@@ -61,6 +71,8 @@ def run_status(args: argparse.Namespace, engine: StatusServices) -> int:
 
 
 def report_json(report: StatusReport) -> dict[str, Any]:
+    syncs = [c.sync for c in report.collections if c.sync is not None]
+    finished = [s.last_finished_at for s in syncs if s.last_finished_at is not None]
     return {
         "schema_revision": report.schema_revision,
         "index": {
@@ -78,11 +90,11 @@ def report_json(report: StatusReport) -> dict[str, Any]:
                 "sales": c.sales,
                 "embedded": c.embedded,
                 "latest_sale": _iso(c.latest_sale),
+                "sync": _sync_json(c.sync, c.sync_due),
             }
             for c in report.collections
         ],
-        # Marketplace sync arrives with its own issue; until then nothing has synced.
-        "last_sync": None,
+        "last_sync": _iso(max(finished, default=None)),
         "jobs": [
             {
                 "name": j.name,
@@ -116,12 +128,48 @@ def format_report(report: StatusReport, now: datetime) -> str:
             f"  {c.slug} ({c.chain}): {c.tokens:,} tokens, {c.embedded:,} embedded, "
             f"{c.sales:,} sales, {latest}"
         )
+        if c.sync is not None:
+            lines.append(f"    sync: {_sync_text(c.sync, c.sync_due, now)}")
     lines.append("jobs:")
     for j in report.jobs:
         lines.append(f"  {j.name} ({j.schedule}{'' if j.enabled else ', disabled'}):")
         lines.append(f"    last run: {_run_text(j.last_run)}")
         lines.append(f"    next run: {_next_text(j.next_run, now, j.enabled)}")
     return "\n".join(lines)
+
+
+def _sync_text(state: SyncState, due: datetime | None, now: datetime) -> str:
+    following = f"following on {state.marketplace}" if state.following else "not followed"
+    if state.last_finished_at is None:
+        last = "never synced"
+    elif state.last_status == "failed":
+        last = f"failed {state.last_finished_at:%Y-%m-%d %H:%M} UTC: {state.last_error}"
+    else:
+        last = f"ok {state.last_finished_at:%Y-%m-%d %H:%M} UTC"
+    text = f"{following}; last {last}"
+    if state.checkpoint is not None:
+        text += f"; complete to {state.checkpoint:%Y-%m-%d %H:%M} UTC"
+    if state.following:
+        text += "; next " + ("with the next sync run" if due is None or due <= now
+                             else f"{due:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+    return text
+
+
+def _sync_json(state: SyncState | None, due: datetime | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "marketplace": state.marketplace,
+        "following": state.following,
+        "every_minutes": state.every_minutes,
+        "checkpoint": _iso(state.checkpoint),
+        "last_started_at": _iso(state.last_started_at),
+        "last_finished_at": _iso(state.last_finished_at),
+        "last_status": state.last_status,
+        "last_summary": state.last_summary,
+        "last_error": state.last_error,
+        "next_due": _iso(due),
+    }
 
 
 def _run_text(run: JobRun | None) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.jobs import Job
-from core.storage import JobRun, Storage
+from core.storage import JobRun, Storage, SyncState
 from core.storage.migrate import current_revision
 
 
@@ -23,6 +23,10 @@ class CollectionStatus:
     sales: int
     embedded: int
     latest_sale: datetime | None
+    # Marketplace sync, for collections that have synced or are followed.
+    sync: SyncState | None = None
+    # When the sync job will next take it (followed collections only).
+    sync_due: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -62,9 +66,14 @@ class StatusReport:
 
 
 def gather_status(
-    storage: Storage, model_key: str, index_path: Path, jobs: Sequence[Job]
+    storage: Storage,
+    model_key: str,
+    index_path: Path,
+    jobs: Sequence[Job],
+    sync_every_minutes: float = 30.0,
 ) -> StatusReport:
     """Read the report from the database and the index file's metadata (blocking)."""
+    syncs = {state.slug: state for state in storage.sync.states()}
     tokens = storage.catalog.token_counts()
     sales = storage.sales.counts()
     embedded = storage.vectors.counts(model_key)
@@ -77,6 +86,8 @@ def gather_status(
             sales=sales.get(c.slug, 0),
             embedded=embedded.get(c.slug, 0),
             latest_sale=latest.timestamp if (latest := storage.sales.latest(c.slug)) else None,
+            sync=syncs.get(c.slug),
+            sync_due=_sync_due(syncs.get(c.slug), sync_every_minutes),
         )
         for c in storage.catalog.collections()
     )
@@ -102,6 +113,12 @@ def gather_status(
         collections=collections,
         jobs=job_rows,
     )
+
+
+def _sync_due(state: SyncState | None, default_minutes: float) -> datetime | None:
+    if state is None or not state.following or state.last_started_at is None:
+        return None
+    return state.last_started_at + timedelta(minutes=state.every_minutes or default_minutes)
 
 
 def _index_file(path: Path) -> IndexFile | None:

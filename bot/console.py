@@ -86,6 +86,16 @@ class Console:
         elif command == "status":
             self._say(render.status_text(await lens.status(), render.PLAIN))
             return
+        elif command == "track":
+
+            async def notify(text: str) -> None:
+                self._say(text)
+
+            self._say(render.track_started_text(await lens.track(rest, notify)))
+            return
+        elif command == "untrack":
+            self._say(render.untrack_text(*await lens.untrack(rest)))
+            return
         elif command in ("help", "start"):
             self._say(render.help_text(render.PLAIN, CONSOLE_HELP))
             return

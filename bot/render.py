@@ -109,7 +109,29 @@ HELP = (
     ),
     HelpTopic("/collections", "The tracked collections, with token and sale counts.", ()),
     HelpTopic("/help", "This message.", ()),
+    HelpTopic(
+        "/track",
+        "Admins: follow a collection (OpenSea or Magic Eden URL, or slug); it is synced, "
+        "indexed and kept current.",
+        ("/track https://opensea.io/collection/boredapeyachtclub", "/track okay_bears magiceden"),
+    ),
+    HelpTopic("/untrack", "Admins: stop following a collection (its data stays).", ()),
 )
+
+
+def track_started_text(collection: Collection) -> str:
+    """The reply to /track; progress follows in later messages (plain text everywhere)."""
+    where = "Magic Eden" if collection.marketplace == "magiceden" else "OpenSea"
+    return (
+        f"Following {collection.name} ({collection.slug}) on {where}. Syncing its sales and "
+        "tokens now; I will post progress here and say when /similar and /value can use it."
+    )
+
+
+def untrack_text(slug: str, was_following: bool) -> str:
+    if not was_following:
+        return f"{slug} was not being followed."
+    return f"Stopped following {slug}; its sales and tokens stay searchable."
 
 
 def help_text(markup: Markup, extra: tuple[HelpTopic, ...] = ()) -> str:

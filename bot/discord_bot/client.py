@@ -67,7 +67,19 @@ def build_tree(tree: app_commands.CommandTree[discord.Client], handlers: Discord
     async def status(interaction: discord.Interaction) -> None:
         await handlers.status(interaction)
 
+    @tree.command(name="track", description="Admins only: follow a collection and index it")
+    @app_commands.describe(collection="OpenSea or Magic Eden collection URL, or a slug")
+    @app_commands.check(handlers.is_admin)
+    async def track(interaction: discord.Interaction, collection: str) -> None:
+        await handlers.track(interaction, collection)
+
+    @tree.command(name="untrack", description="Admins only: stop following a collection")
+    @app_commands.check(handlers.is_admin)
+    async def untrack(interaction: discord.Interaction, collection: str) -> None:
+        await handlers.untrack(interaction, collection)
+
     similar.autocomplete("collection")(handlers.collection_choices)
+    untrack.autocomplete("collection")(handlers.collection_choices)
     value.autocomplete("collection")(handlers.collection_choices)
     tree.on_error = handlers.on_error  # type: ignore[method-assign]
 

@@ -88,6 +88,21 @@ class DiscordHandlers:
         text = render.status_text(answer, render.MARKDOWN)
         await interaction.followup.send(text, ephemeral=True)
 
+    async def track(self, interaction: discord.Interaction, collection: str) -> None:
+        await interaction.response.defer(thinking=True)
+
+        async def notify(text: str) -> None:
+            # Follow-ups stay valid for 15 minutes; a longer sync's last lines are logged.
+            await interaction.followup.send(text)
+
+        found = await self._lens.track(collection, notify)
+        await interaction.followup.send(render.track_started_text(found))
+
+    async def untrack(self, interaction: discord.Interaction, collection: str) -> None:
+        await interaction.response.defer(thinking=True)
+        slug, was = await self._lens.untrack(collection)
+        await interaction.followup.send(render.untrack_text(slug, was))
+
     def is_admin(self, interaction: discord.Interaction) -> bool:
         """The app-command check for admin-only commands (user id or any configured role)."""
         user = interaction.user

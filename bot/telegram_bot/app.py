@@ -70,6 +70,8 @@ def build_application(
     application.add_handler(CommandHandler("collections", handlers.collections))
     application.add_handler(CommandHandler(["help", "start"], handlers.help))
     application.add_handler(CommandHandler("status", handlers.status))
+    application.add_handler(CommandHandler("track", handlers.track))
+    application.add_handler(CommandHandler("untrack", handlers.untrack))
     application.add_error_handler(handlers.on_error)
     return application
 

@@ -85,10 +85,25 @@ class TelegramHandlers:
 
     async def status(self, update: Update, context: Context) -> None:
         message = _message(update)
-        user = update.effective_user
-        self._admins.require(self._admins.telegram(user.id if user else None))
+        self._require_admin(update)
         answer = await self._lens.status()
         await message.reply_html(render.status_text(answer, render.HTML))
+
+    async def track(self, update: Update, context: Context) -> None:
+        message = _message(update)
+        self._require_admin(update)
+
+        async def notify(text: str) -> None:
+            await message.reply_text(text)
+
+        collection = await self._lens.track(_arguments(message), notify)
+        await message.reply_text(render.track_started_text(collection))
+
+    async def untrack(self, update: Update, context: Context) -> None:
+        message = _message(update)
+        self._require_admin(update)
+        slug, was = await self._lens.untrack(_arguments(message))
+        await message.reply_text(render.untrack_text(slug, was))
 
     async def on_error(self, update: object, context: Context) -> None:
         """The one place a failed command becomes a short reply (and a log line with an id)."""
@@ -106,6 +121,10 @@ class TelegramHandlers:
             log.warning(
                 "could not deliver an error reply to chat %s", message.chat_id, exc_info=True
             )
+
+    def _require_admin(self, update: Update) -> None:
+        user = update.effective_user
+        self._admins.require(self._admins.telegram(user.id if user else None))
 
     def _admit(self, update: Update) -> None:
         user = update.effective_user

@@ -201,10 +201,13 @@ class ApiClient:
         declared = response.content_length
         if declared is not None and declared > MAX_BODY_BYTES:
             raise MarketplaceError(f"{self.name} sent a page larger than we read.")
-        body = await response.content.read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
-            raise MarketplaceError(f"{self.name} sent a page larger than we read.")
-        return body
+        # read(n) returns what has arrived so far, not n bytes: gather the chunks, capped.
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(1 << 16):
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise MarketplaceError(f"{self.name} sent a page larger than we read.")
+        return bytes(body)
 
     def _retry_after(self, header: str | None) -> float:
         wait = self._policy.backoff(0, self._rng)

@@ -383,3 +383,16 @@ async def test_status_shows_each_synced_collection_and_when_it_is_next_due(
         f"sync: following on opensea; last ok 2026-01-01 12:00 UTC; complete to "
         f"{newest:%Y-%m-%d %H:%M} UTC; next 2026-01-01 12:45 UTC"
     ) in text
+
+
+async def test_full_size_pages_of_a_quarter_megabyte_are_read_whole(
+    tmp_path: Path, market: FakeMarket, decoder: DecoderPool
+) -> None:
+    # 200 events are ~230 KB, which arrive in many TCP reads.
+    add_apes(market, tokens=20, sales=450)
+    settings = sync_settings(tmp_path, market, marketplaces={"opensea": {"page_size": 200}})
+    async with sync_engine(settings, decoder) as engine:
+        report = await engine.syncer.sync(SLUG, "opensea")
+
+    result = report.collections[0]
+    assert (result.pages, result.sales_added, result.error) == (3, 450, None)

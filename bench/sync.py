@@ -9,7 +9,7 @@ in a fresh data directory: sales paging, token metadata and images, decoding, VG
 update, end to end. Then the same with 4× the sales and few tokens, so paging dominates: peak
 memory should not grow with the number of sales. Prints a Markdown table.
 
-The fake allows 200 requests/s; real OpenSea allows a few per second per key, so against the
+The bench allows 100 requests/s; real OpenSea allows a few per second per key, so against the
 real API the 1,000 metadata requests alone take minutes (that is the API's budget, not ours).
 """
 
@@ -51,7 +51,7 @@ def run_sync(market: FakeMarket, slug: str, weights: str) -> dict[str, object]:
         config = {
             "fetch": {"ipfs_gateway": market.ipfs_root, "ipfs_fallback_gateways": []},
             "marketplaces": {
-                "opensea": {"api_root": market.opensea_root, "requests_per_s": 200},
+                "opensea": {"api_root": market.opensea_root, "requests_per_s": 100},
                 "prices": {"api_root": market.prices_root},
             },
             "sync": {"history_days": 0, "token_concurrency": 16},
@@ -111,7 +111,7 @@ def main() -> None:
                 )
             )
     weights = "ImageNet" if args.weights != "none" else "random"
-    print(f"\n`python -m bench.sync` ({weights} weights, 96 px, fake OpenSea at 200 req/s)\n")
+    print(f"\n`python -m bench.sync` ({weights} weights, 96 px, fake OpenSea at 100 req/s)\n")
     print("| run | sales stored | new tokens | embedded | wall s | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, sales, tokens, embedded, seconds, peak in rows:

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from yarl import URL
 
 from core.config import Secrets, Settings
+from core.digest.jobs import operator_job, subscriptions_job
+from core.digest.service import DigestService
 from core.embedding.embedder import Embedder
 from core.embedding.vgg16 import VGG16Embedder
 from core.errors import ConfigError
@@ -25,6 +27,7 @@ from core.imaging.workers import DecoderPool, ImageDecoder, WorkerLimits
 from core.ingest.service import Ingester
 from core.jobs import Job
 from core.jobs.housekeeping import housekeeping_job
+from core.posting import PostRouter
 from core.pricing.jobs import train_job
 from core.pricing.service import PriceService
 from core.queries import QueryResolver
@@ -63,6 +66,9 @@ class Engine:
     valuation: SalesValuer
     pricing: PriceService
     syncer: Syncer
+    digests: DigestService
+    # Where scheduled posts go; the bot registers each running platform's poster on it.
+    router: PostRouter
     jobs: tuple[Job, ...]
     clock: Clock
 
@@ -196,8 +202,19 @@ def build_engine(
         clock=clock,
         marketplaces=marketplaces,
     )
+    router = PostRouter()
+    digests = DigestService(
+        storage=storage,
+        pricing=pricing,
+        previews=similar.previews,
+        model_key=embedder.key,
+        settings=settings.digest,
+        clock=clock,
+    )
     jobs = (
         sync_job(syncer, settings.jobs.sync),
+        subscriptions_job(digests, storage, router, settings.jobs.digests, clock),
+        *(operator_job(digests, router, post) for post in settings.digest.posts),
         index_job(indexer, settings.jobs.index),
         train_job(pricing, storage.catalog, settings.jobs.train),
         housekeeping_job(settings.data_dir, settings.jobs.housekeeping),
@@ -218,6 +235,8 @@ def build_engine(
         valuation=valuation,
         pricing=pricing,
         syncer=syncer,
+        digests=digests,
+        router=router,
         jobs=jobs,
         clock=clock,
     )

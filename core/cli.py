@@ -27,6 +27,7 @@ log = logging.getLogger("core")
 
 def build_parser() -> argparse.ArgumentParser:
     from core.demo import cli as demo_cli
+    from core.digest import cli as digest_cli
     from core.ingest import cli as ingest_cli
     from core.pricing import cli as pricing_cli
     from core.search import cli as search_cli
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     search_cli.add_commands(commands)
     pricing_cli.add_commands(commands)
     sync_cli.add_commands(commands)
+    digest_cli.add_commands(commands)
     status_cli.add_commands(commands)
     storage_cli.add_commands(commands)
     demo_cli.add_commands(commands)

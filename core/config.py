@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import yaml
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,6 +29,15 @@ from core.posting import ChatTarget
 DEFAULT_CONFIG = Path("config.yaml")
 
 log = logging.getLogger(__name__)
+
+
+def _collection_slug(value: str) -> str:
+    if not is_slug(value):
+        raise ValueError(f"'{value}' is not a valid collection slug")
+    return value
+
+
+CollectionSlug = Annotated[str, AfterValidator(_collection_slug)]
 
 
 class _Frozen(BaseModel):
@@ -156,17 +166,10 @@ class MarketplaceSettings(_Frozen):
 class FollowedCollection(_Frozen):
     """A collection the bot keeps current: its slug (Magic Eden: its symbol) and source."""
 
-    slug: str
+    slug: CollectionSlug
     marketplace: Literal["opensea", "magiceden"] = "opensea"
     # Sync this collection every N minutes (unset: sync.every_minutes).
     every_minutes: Annotated[float, Field(gt=0, le=60 * 24 * 31)] | None = None
-
-    @field_validator("slug")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not is_slug(value):
-            raise ValueError(f"'{value}' is not a valid collection slug")
-        return value
 
 
 class SyncSettings(_Frozen):
@@ -186,6 +189,58 @@ class SyncSettings(_Frozen):
     max_new_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
     # A token whose metadata or image failed is tried again after retry_hours·attempts.
     retry_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 1.0
+
+
+class DigestPost(_Frozen):
+    """An operator's scheduled digest: a collection, where it goes, and when."""
+
+    collection: CollectionSlug
+    to: str
+    cron: str
+    window_days: Annotated[int, Field(ge=1, le=365)] | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        try:
+            ChatTarget.parse(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        JobTrigger(cron=value)
+        return value
+
+
+class DigestSettings(_Frozen):
+    """Cluster digests: how groups are found, what a digest shows, and when it is posted."""
+
+    # Clusters per collection; 0 chooses k by the silhouette score over k_min..k_max.
+    k: Annotated[int, Field(ge=0, le=200)] = 0
+    k_min: Annotated[int, Field(ge=2, le=200)] = 4
+    k_max: Annotated[int, Field(ge=2, le=200)] = 16
+    # A full re-clustering happens when the clusters are older than this or the collection
+    # grew by more than recluster_growth; in between new tokens join the nearest cluster.
+    recluster_days: Annotated[float, Field(gt=0, le=365)] = 7.0
+    recluster_growth: Annotated[float, Field(gt=0, le=10)] = 0.2
+    # The window compared with the one before it.
+    window_days: Annotated[int, Field(ge=1, le=365)] = 7
+    # Movers need this many sales in both windows; at most `movers` and `largest` groups.
+    min_sales: Annotated[int, Field(ge=1, le=1000)] = 3
+    movers: Annotated[int, Field(ge=0, le=20)] = 3
+    largest: Annotated[int, Field(ge=0, le=20)] = 3
+    montage_tokens: Annotated[int, Field(ge=1, le=24)] = 6
+    # Operators' scheduled digests, beside the ones admins subscribe to with /digest.
+    posts: tuple[DigestPost, ...] = ()
+
+    @model_validator(mode="after")
+    def _range(self) -> DigestSettings:
+        if self.k_min > self.k_max:
+            raise ValueError("k_min must not exceed k_max")
+        return self
 
 
 class SearchSettings(_Frozen):
@@ -307,6 +362,8 @@ class JobsSettings(_Frozen):
     # Sync each followed collection that is due (sync.every_minutes or its own interval),
     # and the day's floors and USD rates.
     sync: JobTrigger = JobTrigger(every_minutes=5, jitter_s=30)
+    # Post the digests chats subscribed to (daily or weekly) that are due.
+    digests: JobTrigger = JobTrigger(every_minutes=15, jitter_s=60)
     # A run that was due while the bot was down (or busy) still runs when the bot is back, if
     # it is at most this late; runs that piled up are coalesced into one.
     misfire_grace_s: Annotated[int, Field(ge=1, le=7 * 86_400)] = 12 * 3600
@@ -411,6 +468,7 @@ class Settings(_Frozen):
     fetch: FetchSettings = FetchSettings()
     marketplaces: MarketplaceSettings = MarketplaceSettings()
     sync: SyncSettings = SyncSettings()
+    digest: DigestSettings = DigestSettings()
     search: SearchSettings = SearchSettings()
     valuation: ValuationSettings = ValuationSettings()
     jobs: JobsSettings = JobsSettings()

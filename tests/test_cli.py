@@ -240,7 +240,7 @@ def test_status_lists_collections_counts_and_jobs(
     assert report["index"]["vectors"] == len(TOKENS)
     assert report["last_sync"] is None
     jobs = {job["name"]: job for job in report["jobs"]}
-    assert set(jobs) == {"sync", "index", "train", "housekeeping"}
+    assert set(jobs) == {"sync", "digests", "index", "train", "housekeeping"}
     assert jobs["index"]["schedule"] == "every 15 min"
     # Nothing has scheduled or run a job in this data directory.
     assert jobs["index"]["last_run"] is None and jobs["index"]["next_run"] is None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from core.storage.catalog import Catalog, StoredToken, TokenWrite, UpsertCounts
 from core.storage.database import Database
+from core.storage.digests import DigestBook, StoredClustering, Subscription
 from core.storage.jobs import JobLog, JobPlan, JobRun
 from core.storage.market import MarketData
 from core.storage.migrate import Migration, migrate
@@ -18,6 +19,7 @@ from core.storage.vectors import VectorStore
 __all__ = [
     "Catalog",
     "Database",
+    "DigestBook",
     "JobLog",
     "JobPlan",
     "JobRun",
@@ -27,7 +29,9 @@ __all__ = [
     "PriceModelRegistry",
     "SalesBook",
     "Storage",
+    "StoredClustering",
     "StoredToken",
+    "Subscription",
     "SyncBook",
     "SyncState",
     "TokenWrite",
@@ -48,6 +52,7 @@ class Storage:
     market: MarketData
     price_models: PriceModelRegistry
     sync: SyncBook
+    digests: DigestBook
     migration: Migration | None = None
 
     @classmethod
@@ -69,6 +74,7 @@ class Storage:
             market=MarketData(database),
             price_models=PriceModelRegistry(database),
             sync=SyncBook(database),
+            digests=DigestBook(database),
             migration=migration,
         )
 

@@ -183,3 +183,38 @@ token_failures = Table(
     Column("retry_at", UtcDateTime, nullable=False),
     Column("error", Text, nullable=False),
 )
+
+# Visual groups of a collection (k-means over one model's vectors): each cluster's centre,
+# and which cluster each token belongs to. Cluster ids are kept across re-clusterings by
+# matching old groups to new ones, so "this group is up this week" means the same group.
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True),
+    Column("model_key", String(80), primary_key=True),
+    Column("cluster_id", Integer, primary_key=True),
+    Column("centroid", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+cluster_members = Table(
+    "cluster_members",
+    metadata,
+    Column("token_pk", ForeignKey("tokens.id", ondelete="CASCADE"), primary_key=True),
+    Column("model_key", String(80), primary_key=True),
+    Column("cluster_id", Integer, nullable=False),
+)
+
+# Chats that get a collection's digest on a cadence (daily or weekly), set with /digest.
+digest_subscriptions = Table(
+    "digest_subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # A ChatTarget: "telegram:CHAT_ID", "discord:CHANNEL_ID", "console:NAME".
+    Column("target", String(200), nullable=False),
+    Column("collection_id", ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
+    Column("cadence", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_posted_at", UtcDateTime),
+    UniqueConstraint("target", "collection_id", name="uq_digest_subscription"),
+)

@@ -115,7 +115,7 @@ async def test_the_bot_runs_the_engine_jobs_and_posts_failures_to_every_platform
         stop.set()
         await asyncio.wait_for(running, timeout=30)
 
-    assert registered == {"sync", "index", "train", "housekeeping", "broken"}
+    assert registered == {"sync", "digests", "index", "train", "housekeeping", "broken"}
     (telegram_alert,) = api.sent(-100777)
     (discord_alert,) = fake.messages(fake_discord.CHANNEL_ID)
     (console_alert,) = (tmp_path / "console" / "ops").glob("*.txt")

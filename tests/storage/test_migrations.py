@@ -217,7 +217,7 @@ def test_the_migrate_command_reports_the_upgrade(tmp_path: Path, legacy_db: Engi
         assert conn.execute(select(legacy.sales.c.id)).all() != []
 
 
-def test_a_database_made_by_the_previous_version_gains_sync_and_keeps_every_row(
+def test_a_database_made_by_the_previous_version_gains_sync_and_digests_keeping_every_row(
     database_url: str,
 ) -> None:
     # The previous release stopped at 0003 (price models and market data).
@@ -263,5 +263,11 @@ def test_a_database_made_by_the_previous_version_gains_sync_and_keeps_every_row(
         state = storage.sync.state("apes")
         assert state is not None and state.following and state.every_minutes == 15
         assert state.checkpoint == datetime(2025, 1, 3, tzinfo=UTC)
+        # ...and so do the digest tables (0005).
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        assert storage.digests.subscribe("telegram:1", pk, "weekly", at)
+        assert [s.collection for s in storage.digests.subscriptions()] == ["apes"]
+        storage.digests.replace_clustering(pk, "m", {3: np.ones(4, np.float32)}, {}, at)
+        assert list(storage.digests.clustering(pk, "m").centroids) == [3]
     finally:
         storage.close()

@@ -81,7 +81,8 @@ async def run_bot(
     engine = lens.engine
     settings = lens.settings.bot
     admins = Admins(settings.admins)
-    router = router or PostRouter()
+    # Scheduled posts (alerts, digests) go through the engine's router unless told otherwise.
+    router = router or engine.router
     router.register(ConsolePoster(console_dir(lens.settings)))
     async with AsyncExitStack() as stack:
         # Last out: a /track's background sync is cancelled once nothing can start another.

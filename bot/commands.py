@@ -16,9 +16,11 @@ from typing import TypeVar
 from bot.failures import RateLimited
 from bot.ratelimit import PendingGate, RateLimiter
 from core.app import Engine
+from core.digest.jobs import CADENCES, digest_post
 from core.errors import LensError, QueryError
 from core.imaging.decode import too_large
 from core.models import Collection, ImageRef, Picture, PriceEstimate, Sale, SimilarResult
+from core.posting import Post
 from core.queries import TokenSubject, parse_collection_target, parse_reference, parse_slug
 from core.render.chart import EstimateBand, render_price_chart
 from core.render.collage import render_collage, render_strip
@@ -59,6 +61,14 @@ class ValueAnswer:
     @property
     def pictures(self) -> tuple[Picture, ...]:
         return (self.chart,) if self.comps is None else (self.chart, self.comps)
+
+
+@dataclass(frozen=True)
+class DigestReply:
+    """What /digest answers: a line of text, or a digest to post (text and montages)."""
+
+    text: str | None
+    post: Post | None = None
 
 
 @dataclass(frozen=True)
@@ -351,6 +361,50 @@ class LensCommands:
             f"{collection.name} ({slug}) is ready: {result.sales_added} new sales, "
             f"{tokens} tokens indexed. /similar and /value can use it now; it stays in sync.",
         )
+
+    # Digests (admins) ------------------------------------------------------------------------
+
+    async def digest(self, text: str, target: str) -> DigestReply:
+        """``/digest [collection]`` posts one now; ``subscribe <collection> daily|weekly``,
+        ``list`` and ``unsubscribe [<collection>]`` manage this chat (``target``)."""
+        words = text.split()
+        book = self.engine.storage.digests
+        now = self.engine.clock()
+        if words[:1] == ["list"]:
+            subscriptions = await self._blocking(book.subscriptions, target)
+            if not subscriptions:
+                return DigestReply("This chat gets no scheduled digests.")
+            lines = [f"{s.collection}: {s.cadence}" for s in subscriptions]
+            return DigestReply("Scheduled digests here:\n" + "\n".join(lines))
+        if words[:1] == ["subscribe"]:
+            if len(words) != 3 or words[2].lower() not in CADENCES:
+                raise QueryError("Write /digest subscribe <collection> daily|weekly.")
+            slug, cadence = parse_slug(words[1]), words[2].lower()
+            pk = await self._blocking(self._catalog.collection_pk, slug)
+            new = await self._blocking(book.subscribe, target, pk, cadence, now)
+            verb = "will get" if new else "now gets"
+            return DigestReply(f"This chat {verb} the {slug} digest {cadence}.")
+        if words[:1] == ["unsubscribe"]:
+            if len(words) > 2:
+                raise QueryError("Write /digest unsubscribe [<collection>].")
+            only: int | None = None
+            if len(words) == 2:
+                only = await self._blocking(self._catalog.collection_pk, parse_slug(words[1]))
+            removed = await self._blocking(book.unsubscribe, target, only)
+            return DigestReply(
+                f"Removed {removed} scheduled digest{'s' if removed != 1 else ''} from this chat."
+            )
+        if len(words) > 1:
+            raise QueryError("Write /digest [collection], or /digest subscribe|list|unsubscribe.")
+        slug = parse_slug(words[0]) if words else await self._only_collection()
+        digest = await self.engine.digests.digest(slug)
+        return DigestReply(None, digest_post(digest))
+
+    async def _only_collection(self) -> str:
+        collections = await self._blocking(self._catalog.collections)
+        if len(collections) != 1:
+            raise QueryError("Which collection? Write /digest <collection>.")
+        return collections[0].slug
 
     # Helpers -----------------------------------------------------------------------------
 

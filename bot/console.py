@@ -93,6 +93,15 @@ class Console:
 
             self._say(render.track_started_text(await lens.track(rest, notify)))
             return
+        elif command == "digest":
+            reply = await lens.digest(rest, "console:console")
+            if reply.post is not None:
+                self._say(reply.post.text)
+                for picture in reply.post.pictures:
+                    await self._show(picture, "digest")
+            if reply.text is not None:
+                self._say(reply.text)
+            return
         elif command == "untrack":
             self._say(render.untrack_text(*await lens.untrack(rest)))
             return

@@ -116,6 +116,17 @@ HELP = (
         ("/track https://opensea.io/collection/boredapeyachtclub", "/track okay_bears magiceden"),
     ),
     HelpTopic("/untrack", "Admins: stop following a collection (its data stays).", ()),
+    HelpTopic(
+        "/digest",
+        "Admins: a collection's visual groups, their sales and which are moving; "
+        "or schedule one for this chat.",
+        (
+            "/digest cryptopunks",
+            "/digest subscribe cryptopunks weekly",
+            "/digest list",
+            "/digest unsubscribe cryptopunks",
+        ),
+    ),
 )
 
 

@@ -78,6 +78,14 @@ def build_tree(tree: app_commands.CommandTree[discord.Client], handlers: Discord
     async def untrack(interaction: discord.Interaction, collection: str) -> None:
         await handlers.untrack(interaction, collection)
 
+    @tree.command(name="digest", description="Admins only: a collection's visual groups now")
+    @app_commands.describe(
+        request="a collection, or: subscribe <collection> daily|weekly, list, unsubscribe"
+    )
+    @app_commands.check(handlers.is_admin)
+    async def digest(interaction: discord.Interaction, request: str | None = None) -> None:
+        await handlers.digest(interaction, request)
+
     similar.autocomplete("collection")(handlers.collection_choices)
     untrack.autocomplete("collection")(handlers.collection_choices)
     value.autocomplete("collection")(handlers.collection_choices)

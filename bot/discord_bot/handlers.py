@@ -15,6 +15,7 @@ from discord import app_commands
 from bot import render
 from bot.access import Admins
 from bot.commands import LensCommands
+from bot.discord_bot.poster import DiscordPoster
 from bot.failures import NotAllowed, describe_failure
 from core.errors import NotAnImage
 from core.models import Picture
@@ -102,6 +103,17 @@ class DiscordHandlers:
         await interaction.response.defer(thinking=True)
         slug, was = await self._lens.untrack(collection)
         await interaction.followup.send(render.untrack_text(slug, was))
+
+    async def digest(self, interaction: discord.Interaction, request: str | None) -> None:
+        await interaction.response.defer(thinking=True)
+        channel = interaction.channel_id
+        reply = await self._lens.digest(request or "", f"discord:{channel}")
+        if reply.post is not None:
+            await interaction.followup.send(f"Digest: {reply.post.text.splitlines()[0]}"[:2000])
+            # The posting port's Discord side: the text and montages within Discord's limits.
+            await DiscordPoster(interaction.client).post(str(channel), reply.post)
+        if reply.text is not None:
+            await interaction.followup.send(reply.text)
 
     def is_admin(self, interaction: discord.Interaction) -> bool:
         """The app-command check for admin-only commands (user id or any configured role)."""

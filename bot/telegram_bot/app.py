@@ -72,6 +72,7 @@ def build_application(
     application.add_handler(CommandHandler("status", handlers.status))
     application.add_handler(CommandHandler("track", handlers.track))
     application.add_handler(CommandHandler("untrack", handlers.untrack))
+    application.add_handler(CommandHandler("digest", handlers.digest))
     application.add_error_handler(handlers.on_error)
     return application
 

@@ -16,6 +16,7 @@ from bot.access import Admins
 from bot.commands import MAX_K, LensCommands
 from bot.failures import describe_failure
 from bot.options import parse_options
+from bot.telegram_bot.poster import TelegramPoster
 from core.errors import NotAnImage
 from core.models import Picture
 
@@ -104,6 +105,17 @@ class TelegramHandlers:
         self._require_admin(update)
         slug, was = await self._lens.untrack(_arguments(message))
         await message.reply_text(render.untrack_text(slug, was))
+
+    async def digest(self, update: Update, context: Context) -> None:
+        message = _message(update)
+        self._require_admin(update)
+        await message.reply_chat_action(ChatAction.UPLOAD_PHOTO)
+        reply = await self._lens.digest(_arguments(message), f"telegram:{message.chat_id}")
+        if reply.post is not None:
+            # The posting port's Telegram side: text and montages within Telegram's limits.
+            await TelegramPoster(context.bot).post(str(message.chat_id), reply.post)
+        if reply.text is not None:
+            await message.reply_text(reply.text)
 
     async def on_error(self, update: object, context: Context) -> None:
         """The one place a failed command becomes a short reply (and a log line with an id)."""

@@ -63,7 +63,16 @@ async def test_connects_through_the_configured_root_and_restores_discord_after(
         f"/applications/{client.application_id}/guilds/{GUILD_ID}/commands"
     ]
     names = {command["name"] for command in synced[0].json}
-    assert names == {"similar", "value", "collections", "help", "status", "track", "untrack"}
+    assert names == {
+        "similar",
+        "value",
+        "collections",
+        "help",
+        "status",
+        "track",
+        "untrack",
+        "digest",
+    }
     similar = next(c for c in synced[0].json if c["name"] == "similar")
     image = next(o for o in similar["options"] if o["name"] == "image")
     assert image["type"] == discord.AppCommandOptionType.attachment.value

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bot.commands import LensCommands
+from bot.console import Console
 from core.imaging.workers import DecoderPool
 from tests.bot.fake_discord import ADMIN_ROLE, CHANNEL_ID, FakeDiscord, interaction
 from tests.bot.fake_telegram import FakeBotApi, update
@@ -64,3 +67,24 @@ async def test_discord_admins_get_a_digest_posted_to_the_channel(
     text = " ".join(str(message.payload.get("content", "")) for message in messages)
     assert "Critters: 3 of 3 visual groups" in text
     assert len(files) == 3 and all(data.startswith(PNG) for data in files)
+
+
+async def test_the_console_prints_a_digest_and_saves_its_montages(
+    tmp_path: Path, decoder: DecoderPool
+) -> None:
+    out = io.StringIO()
+    for built in build(tmp_path, decoder):
+        lens = LensCommands(built.engine)
+        console = Console(lens, tmp_path / "console", out)
+        await console.run(_lines(f"/digest {SLUG}", "/digest list"))
+
+    text = out.getvalue()
+    assert "Critters: 3 of 3 visual groups" in text
+    assert "This chat gets no scheduled digests." in text
+    montages = sorted((tmp_path / "console").glob("digest-*.png"))
+    assert len(montages) == 3 and all(p.read_bytes().startswith(PNG) for p in montages)
+
+
+async def _lines(*lines: str) -> AsyncIterator[str]:
+    for line in lines:
+        yield line

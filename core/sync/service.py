@@ -190,18 +190,25 @@ class Syncer:
         """Stop following ``slug`` (blocking); its data stays. False if it was not followed."""
         return self._storage.sync.unfollow(self._storage.catalog.collection_pk(slug))
 
-    async def follow_configured(self) -> None:
-        """Follow the collections config.yaml lists, unless an admin has untracked them."""
+    async def follow_configured(self) -> list[CollectionSync]:
+        """Follow the collections config.yaml lists, unless an admin has untracked them; a
+        new one its marketplace cannot describe now is reported and tried again next time."""
+        failed = []
+        catalog = self._storage.catalog
         for entry in self._sync.collections:
             try:
-                pk = await asyncio.to_thread(self._storage.catalog.collection_pk, entry.slug)
+                pk = await asyncio.to_thread(catalog.collection_pk, entry.slug)
             except UnknownCollection:
-                collection = await self._source(entry.marketplace).collection(entry.slug)
-                catalog = self._storage.catalog
+                try:
+                    collection = await self._source(entry.marketplace).collection(entry.slug)
+                except LensError as exc:
+                    failed.append(CollectionSync(entry.slug, entry.marketplace, error=str(exc)))
+                    continue
                 pk, _ = await asyncio.to_thread(catalog.upsert_collection, collection)
             await asyncio.to_thread(
                 self._storage.sync.follow, pk, every_minutes=entry.every_minutes, replace=False
             )
+        return failed
 
     def due(self, now: datetime) -> list[SyncState]:
         """Followed collections whose interval is up (blocking)."""
@@ -228,26 +235,33 @@ class Syncer:
 
         One collection's failure is reported in its line; the others still run.
         """
+        failed: list[CollectionSync] = []
         if slug is not None:
             if marketplace is not None:
                 await self.track(slug, marketplace)
-            collections = [await asyncio.to_thread(self._storage.catalog.collection, slug)]
+            try:
+                collections = [await asyncio.to_thread(self._storage.catalog.collection, slug)]
+            except UnknownCollection as exc:
+                raise UnknownCollection(
+                    f"{exc} To follow it, add --marketplace opensea (its slug) or "
+                    "--marketplace magiceden (its symbol)."
+                ) from exc
         else:
-            await self.follow_configured()
+            failed = await self.follow_configured()
             states = await asyncio.to_thread(self._storage.sync.states, following_only=True)
             collections = [
                 await asyncio.to_thread(self._storage.catalog.collection, s.slug) for s in states
             ]
-        return await self._run(collections, progress, notify, wait_for_index)
+        return await self._run(collections, progress, notify, wait_for_index, failed)
 
     async def sync_due(self) -> SyncReport:
         """The scheduled job: every followed collection whose interval is up."""
-        await self.follow_configured()
+        failed = await self.follow_configured()
         states = await asyncio.to_thread(self.due, self._clock())
         collections = [
             await asyncio.to_thread(self._storage.catalog.collection, s.slug) for s in states
         ]
-        return await self._run(collections, False, None, wait_for_index=False)
+        return await self._run(collections, False, None, False, failed)
 
     async def _run(
         self,
@@ -255,12 +269,18 @@ class Syncer:
         progress: bool,
         notify: Notify | None,
         wait_for_index: bool,
+        failed: list[CollectionSync],
     ) -> SyncReport:
-        results = []
+        results = list(failed)
         for collection in collections:
             result = await self._sync_collection(collection, progress, notify)
             results.append(result)
             log.info("sync %s", result.summary())
+        if not collections:
+            # Nothing was due: no index run and no price request every few minutes.
+            return SyncReport(tuple(results))
+        # Also after a run that added no tokens: a killed run may have stored some it did
+        # not get to embed.
         index, note = await self._index(progress, wait_for_index)
         if notify is not None and index is not None:
             await notify(f"Indexed: {index.summary()}.")

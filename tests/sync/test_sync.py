@@ -396,3 +396,33 @@ async def test_full_size_pages_of_a_quarter_megabyte_are_read_whole(
 
     result = report.collections[0]
     assert (result.pages, result.sales_added, result.error) == (3, 450, None)
+
+
+async def test_a_configured_collection_the_marketplace_does_not_know_is_reported_not_fatal(
+    tmp_path: Path, market: FakeMarket, decoder: DecoderPool
+) -> None:
+    add_apes(market, tokens=5, sales=6)
+    settings = sync_settings(
+        tmp_path,
+        market,
+        sync={"collections": [{"slug": "gone", "marketplace": "opensea"},
+                              {"slug": SLUG, "marketplace": "opensea"}]},
+    )  # fmt: skip
+    async with sync_engine(settings, decoder) as engine:
+        report = await engine.syncer.sync_due()
+        idle = await engine.syncer.sync_due()
+
+    results = {c.slug: c for c in report.collections}
+    assert "no collection called 'gone'" in (results["gone"].error or "")
+    assert results[SLUG].error is None and results[SLUG].sales_added == 6
+    # Nothing due a moment later: no index run, no price request.
+    assert (idle.index, idle.rates) == (None, {})
+    assert [c.slug for c in idle.collections] == ["gone"]
+
+
+async def test_syncing_an_unknown_slug_says_how_to_follow_it(
+    tmp_path: Path, market: FakeMarket, decoder: DecoderPool
+) -> None:
+    async with sync_engine(sync_settings(tmp_path, market), decoder) as engine:
+        with pytest.raises(UnknownCollection, match="add --marketplace opensea"):
+            await engine.syncer.sync("apes")

@@ -438,6 +438,11 @@ class Syncer:
         outcomes = await gather_limited(token_ids, self._sync.token_concurrency, one)
         good: list[tuple[TokenMeta, bytes]] = []
         bad: dict[str, str] = {}
+        down = [o for o in outcomes if isinstance(o, MarketplaceError)]
+        if down and len(down) == len(outcomes):
+            # The marketplace itself failed for a whole batch (after its retries): stop here
+            # rather than mark every token as broken; the next run carries on.
+            raise down[0]
         for token_id, outcome in zip(token_ids, outcomes, strict=True):
             if isinstance(outcome, MarketplaceAuthError):
                 raise outcome

@@ -430,6 +430,11 @@ class FakeMarket:
                 _Fault(service, path_contains, kind, times, retry_after, delay_s, skip)
             )
 
+    def clear_faults(self) -> None:
+        """Serve normally from now on."""
+        with self._lock:
+            self._faults.clear()
+
     # What tests check -----------------------------------------------------------------------
 
     def requests_for(self, service: str) -> list[Request]:

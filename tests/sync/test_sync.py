@@ -426,3 +426,22 @@ async def test_syncing_an_unknown_slug_says_how_to_follow_it(
     async with sync_engine(sync_settings(tmp_path, market), decoder) as engine:
         with pytest.raises(UnknownCollection, match="add --marketplace opensea"):
             await engine.syncer.sync("apes")
+
+
+async def test_a_marketplace_down_for_metadata_stops_the_run_without_blaming_the_tokens(
+    tmp_path: Path, market: FakeMarket, decoder: DecoderPool
+) -> None:
+    add_apes(market, tokens=6, sales=10)
+    async with sync_engine(sync_settings(tmp_path, market), decoder) as engine:
+        await engine.syncer.track(SLUG, "opensea")
+        market.fail_next("opensea", "/nfts/", "server_error", times=100)
+        report = await engine.syncer.sync(SLUG)
+        pk = engine.storage.catalog.collection_pk(SLUG)
+        blamed = engine.storage.sync.failures(pk)
+        stored = engine.storage.sales.counts()[SLUG]
+        market.clear_faults()  # the marketplace is back
+        healed = await engine.syncer.sync(SLUG)
+
+    assert "HTTP 500" in (report.collections[0].error or "")
+    assert blamed == 0 and stored == 10  # the sales are kept; no token is marked broken
+    assert healed.collections[0].tokens_added == len({s.token_id for s in market.sales_of(SLUG)})

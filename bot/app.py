@@ -123,7 +123,7 @@ async def serve(settings: Settings, secrets: Secrets, out: TextIO | None = None)
         return 2
     stop = asyncio.Event()
     with _stop_on_signals(stop):
-        async with open_engine(settings, secrets=secrets) as engine:
+        async with open_engine(settings, secrets=secrets, convert=True) as engine:
             # Build the model (and load or download its weights) and start the image
             # workers before taking requests: a missing weights file fails here, once.
             log.info("bot: loading the embedding model")

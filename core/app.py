@@ -20,6 +20,8 @@ from core.config import Secrets, Settings
 from core.digest.jobs import operator_job, subscriptions_job
 from core.digest.service import DigestService
 from core.embedding.embedder import Embedder
+from core.embedding.int8 import model_dir, stored_quality
+from core.embedding.runtime import choose_embedder
 from core.embedding.vgg16 import VGG16Embedder
 from core.errors import ConfigError
 from core.imaging.fetch import FetchLimits, HttpImageFetcher, ImageFetcher
@@ -273,6 +275,17 @@ def _resources(
         yield _Resources(storage, pools[0], pools[1])
 
 
+def runtime_embedder(settings: Settings, held: _Resources, *, convert: bool) -> Embedder:
+    """The configured embedding runtime over this engine's data. Only commands that embed
+    (``convert``) may run the one-time INT8 conversion; the others use what it left, so
+    every command agrees on the model key."""
+    reference = make_embedder(settings)
+    if not convert and stored_quality(model_dir(settings.data_dir, reference)) is None:
+        return reference
+    images = ImageStore(settings.data_dir)
+    return choose_embedder(settings, reference, held.storage, images, held.background_decoder)
+
+
 @contextmanager
 def open_engine_blocking(
     settings: Settings,
@@ -281,6 +294,7 @@ def open_engine_blocking(
     decoder: ImageDecoder | None = None,
     clock: Clock | None = None,
     upgrade: bool = True,
+    convert: bool = False,
 ) -> Iterator[Engine]:
     """The engine without an HTTP session, for blocking commands; closed on exit. With
     ``upgrade`` false the database schema is left as it is (read-only commands)."""
@@ -291,7 +305,7 @@ def open_engine_blocking(
             held.decoder,
             None,
             background_decoder=held.background_decoder,
-            embedder=embedder,
+            embedder=embedder or runtime_embedder(settings, held, convert=convert),
             clock=clock,
         )
 
@@ -305,6 +319,7 @@ async def open_engine(
     fetcher: ImageFetcher | None = None,
     clock: Clock | None = None,
     secrets: Secrets | None = None,
+    convert: bool = False,
 ) -> AsyncIterator[Engine]:
     """The engine with its HTTP session; everything opened here is closed on exit."""
     stack = ExitStack()
@@ -312,6 +327,8 @@ async def open_engine(
         # Opening the database runs any pending migration, and closing the workers waits for
         # them: blocking work, kept off the event loop.
         held = await asyncio.to_thread(stack.enter_context, _resources(settings, decoder))
+        if embedder is None:
+            embedder = await asyncio.to_thread(runtime_embedder, settings, held, convert=convert)
         async with AsyncExitStack() as sessions:
             if fetcher is None:
                 limits = fetch_limits(settings)

@@ -82,16 +82,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_command(handler: Callable[..., Any], args: argparse.Namespace, settings: Settings) -> int:
     """Open the engine the handler needs and run it."""
+    # Commands that embed images may run the one-time INT8 conversion when they open.
+    embeds = bool(getattr(args, "embeds", False))
     if inspect.iscoroutinefunction(handler):
 
         async def run() -> int:
-            async with open_engine(settings) as engine:
+            async with open_engine(settings, convert=embeds) as engine:
                 return int(await handler(args, engine))
 
         return asyncio.run(run())
     # Blocking commands run on the main thread, so Ctrl-C stops them between batches. A
     # read-only command (status) says so, and leaves the schema for `migrate` to upgrade.
-    with open_engine_blocking(settings, upgrade=getattr(args, "upgrade", True)) as engine:
+    with open_engine_blocking(
+        settings, upgrade=getattr(args, "upgrade", True), convert=embeds
+    ) as engine:
         return int(handler(args, engine))
 
 

@@ -86,6 +86,14 @@ class EmbeddingSettings(_Frozen):
     colour_grid: Annotated[int, Field(ge=1, le=64)] = 8
     colour_weight: Annotated[float, Field(ge=0, le=4)] = 0.15
     precision: Literal["float32", "bfloat16"] = "float32"
+    # keras: TensorFlow float32 (the reference, and the GPU path). openvino-int8: the trunk in
+    # INT8 on the CPU, converted and calibrated by the engine on its own images (one time).
+    # auto: INT8 when OpenVINO is installed, the CPU has fast integer instructions, there is
+    # no GPU, and the INT8 vectors pass the quality check below; Keras otherwise.
+    runtime: Literal["auto", "keras", "openvino-int8"] = "auto"
+    int8_min_cosine: Annotated[float, Field(ge=0, le=1)] = 0.995
+    int8_min_neighbours: Annotated[float, Field(ge=0, le=1)] = 0.97
+    calibration_images: Annotated[int, Field(ge=100, le=10_000)] = 300
     batch_size: Annotated[int, Field(ge=1, le=512)] = 16
     decode_workers: Annotated[int, Field(ge=1, le=32)] = 2
     max_concurrent: Annotated[int, Field(ge=1, le=64)] = 1

@@ -148,23 +148,7 @@ class VGG16Embedder:
                 f"A {self._grid}×{self._grid} grid does not fit {self._layer} "
                 f"at input size {size}."
             )
-        pooled = _pool_grid(keras, features, self._pooling, self._grid)
-        if self._projection_dim:
-            projection = keras.layers.Dense(
-                self._projection_dim, use_bias=False, trainable=False, name="projection"
-            )
-            pooled = projection(pooled)
-            projection.set_weights(
-                [projection_matrix(pooled_dim(self._grid), self._projection_dim)]
-            )
-        if self._colour_weight:
-            if size % self._colour_grid:
-                raise ModelError(
-                    f"The colour grid ({self._colour_grid}) must divide the input size ({size})."
-                )
-            pooled = _with_colour(
-                keras, base.input, pooled, self._colour_grid, self._colour_weight
-            )
+        pooled = self._head(keras, features, base.input)
         model = keras.Model(base.input, pooled, name=f"vgg16_{self._layer}_{self._pooling}")
         log.info(
             "VGG16 ready: input %d, %s, %s pooling on a %d×%d grid, %d-d, %s",
@@ -177,6 +161,41 @@ class VGG16Embedder:
             self._precision,
         )
         return model
+
+    def parts(self) -> tuple[Any, Any]:
+        """The model in two Keras models: the convolutional trunk (preprocessed images in,
+        ``layer``'s feature map out) and the head (feature map and preprocessed images in,
+        vector out), so another runtime can run the trunk in INT8 and the head in float32.
+        ``head(trunk(x), x)`` is ``embed_batch``'s model before normalisation."""
+        import keras
+
+        model = self._ensure_model()
+        trunk = keras.Model(model.input, model.get_layer(self._layer).output, name="trunk")
+        shape = tuple(int(d) for d in trunk.output.shape[1:])
+        features = keras.Input(shape=shape, name="features")
+        image = keras.Input(shape=(self._input_size, self._input_size, 3), name="image")
+        head = keras.Model([features, image], self._head(keras, features, image), name="head")
+        return trunk, head
+
+    def _head(self, keras: Any, features: Any, image: Any) -> Any:
+        """Pooling per grid cell, the fixed projection and the colour layout."""
+        pooled = _pool_grid(keras, features, self._pooling, self._grid)
+        if self._projection_dim:
+            projection = keras.layers.Dense(
+                self._projection_dim, use_bias=False, trainable=False, name="projection"
+            )
+            pooled = projection(pooled)
+            projection.set_weights(
+                [projection_matrix(pooled_dim(self._grid), self._projection_dim)]
+            )
+        if self._colour_weight:
+            if self._input_size % self._colour_grid:
+                raise ModelError(
+                    f"The colour grid ({self._colour_grid}) must divide the input size "
+                    f"({self._input_size})."
+                )
+            pooled = _with_colour(keras, image, pooled, self._colour_grid, self._colour_weight)
+        return pooled
 
     def _make_key(self, preprocess_tag: str) -> str:
         weights = self._weights

@@ -47,7 +47,7 @@ class SearchServices(Protocol):
 def add_commands(commands: Any) -> None:
     index = commands.add_parser("index", help="embed what is missing and update the index")
     index.add_argument("--collection", metavar="SLUG", help="only embed this collection")
-    index.set_defaults(run=run_index)
+    index.set_defaults(run=run_index, embeds=True)
 
     similar = commands.add_parser("similar", help="find the NFTs that look most alike")
     similar.add_argument(
@@ -65,7 +65,7 @@ def add_commands(commands: Any) -> None:
         metavar="PNG",
         help="also write a collage of the first query's matches",
     )
-    similar.set_defaults(run=run_similar)
+    similar.set_defaults(run=run_similar, embeds=True)
 
 
 def run_index(args: argparse.Namespace, engine: SearchServices) -> int:

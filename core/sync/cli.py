@@ -30,7 +30,7 @@ def add_commands(commands: Any) -> None:
         help="where to find a collection that is not tracked yet; it is followed from now on",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    parser.set_defaults(run=run_sync)
+    parser.set_defaults(run=run_sync, embeds=True)
 
 
 async def run_sync(args: argparse.Namespace, engine: SyncServices) -> int:

@@ -1,0 +1,120 @@
+"""Choosing the embedding runtime: Keras float32, or INT8 on the CPU where it is faster and
+its vectors pass the quality check (see ``core/embedding/int8.py``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from core.config import Settings
+from core.embedding.embedder import Embedder
+from core.embedding.int8 import (
+    Int8Embedder,
+    convert,
+    model_dir,
+    stored_quality,
+    unavailable_reason,
+)
+from core.embedding.vgg16 import VGG16Embedder
+from core.errors import LensError
+from core.imaging.decode import ImageLimits
+from core.imaging.prepare import PrepareSpec
+from core.imaging.workers import ImageDecoder
+from core.storage import Storage
+from core.storage.images import ImageStore
+
+log = logging.getLogger(__name__)
+
+Probe = Callable[[], str | None]
+
+
+def choose_embedder(
+    settings: Settings,
+    reference: VGG16Embedder,
+    storage: Storage,
+    images: ImageStore,
+    decoder: ImageDecoder,
+    *,
+    probe: Probe = unavailable_reason,
+) -> Embedder:
+    """The configured runtime's embedder; falls back to ``reference`` (Keras) with a log
+    line saying why. The first INT8 choice converts and calibrates (blocking, once)."""
+    cfg = settings.embedding
+    if cfg.runtime == "keras":
+        return reference
+    level = logging.WARNING if cfg.runtime == "openvino-int8" else logging.INFO
+    reason = probe()
+    if reason is not None:
+        log.log(level, "embedding with Keras float32: %s", reason)
+        return reference
+    directory = model_dir(settings.data_dir, reference)
+    quality = stored_quality(directory)
+    if quality is None:
+        views = calibration_views(settings, storage, images, decoder, reference.input_size)
+        needed = cfg.calibration_images // 2
+        if len(views) < needed:
+            log.log(
+                level,
+                "embedding with Keras float32: INT8 calibration needs %d images and the "
+                "engine holds %d so far",
+                needed,
+                len(views),
+            )
+            return reference
+        log.info("converting VGG16 to INT8, calibrated on %d of the engine's images", len(views))
+        quality = convert(reference, views, directory)
+    if not quality.passes(cfg.int8_min_cosine, cfg.int8_min_neighbours):
+        log.log(
+            level,
+            "embedding with Keras float32: INT8 vectors failed the quality check "
+            "(min cosine %.4f, neighbours kept %.3f)",
+            quality.min_cosine,
+            quality.neighbours_kept,
+        )
+        return reference
+    chosen = Int8Embedder(reference, directory)
+    _say_if_switching(storage, reference.key, chosen.key)
+    return chosen
+
+
+def calibration_views(
+    settings: Settings, storage: Storage, images: ImageStore, decoder: ImageDecoder, size: int
+) -> np.ndarray:
+    """Canonical views of up to ``calibration_images`` stored token images, spread evenly
+    over the catalog (the same ones each time)."""
+    pks = storage.catalog.token_pks()
+    wanted = settings.embedding.calibration_images
+    if len(pks) > wanted:
+        pks = pks[np.linspace(0, len(pks) - 1, wanted).astype(int)]
+    tokens = storage.catalog.tokens_by_pk(pks.tolist())
+    blobs = []
+    for token in tokens.values():
+        try:
+            blobs.append(images.read(token.image, settings.images.max_bytes))
+        except LensError:
+            continue
+    spec = PrepareSpec(
+        ImageLimits(settings.images.max_bytes, settings.images.max_pixels),
+        canonical_size=size,
+        background=settings.images.background_rgb,
+    )
+    views = [
+        item.canonical
+        for item in decoder.prepare_many(blobs, spec)
+        if not isinstance(item, LensError) and item.canonical is not None
+    ]
+    return np.stack(views) if views else np.empty((0, size, size, 3), dtype=np.uint8)
+
+
+def _say_if_switching(storage: Storage, old: str, new: str) -> None:
+    before = sum(storage.vectors.counts(old).values())
+    after = sum(storage.vectors.counts(new).values())
+    if before > after:
+        log.warning(
+            "embedding runtime is now openvino-int8 (model %s): its vectors are not "
+            "comparable with Keras float32 ones, so index will embed %d tokens again",
+            new,
+            before - after,
+        )

@@ -64,7 +64,16 @@ def choose_embedder(
             )
             return reference
         log.info("converting VGG16 to INT8, calibrated on %d of the engine's images", len(views))
-        quality = convert(reference, views, directory)
+        try:
+            quality = convert(reference, views, directory)
+        except Exception as exc:  # a converter failure must not stop the command: use Keras
+            log.warning(
+                "embedding with Keras float32: the INT8 conversion failed (%s: %s)",
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            return reference
     if not quality.passes(cfg.int8_min_cosine, cfg.int8_min_neighbours):
         log.log(
             level,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +135,20 @@ def test_a_conversion_that_dies_leaves_no_half_written_model(tmp_path: Path) -> 
     assert not target.exists()
     assert list((tmp_path / "models").iterdir()) == []
     assert stored_quality(target) is None  # so the next start converts again
+
+
+def test_a_conversion_that_fails_leaves_the_command_on_keras(
+    tmp_path: Path, library: Path, decoder: DecoderPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(library, weights="none", input_size=40)
+    (settings.data_dir / "models").mkdir(parents=True, exist_ok=True)
+    reference = make_embedder(settings)
+    blocker = model_dir(settings.data_dir, reference)
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.with_name(f".{blocker.name}.{os.getpid()}.tmp").write_text("not a directory")
+    with engine_for(settings, decoder) as engine, caplog.at_level(logging.INFO):
+        chosen = choose_embedder(
+            settings, reference, engine.storage, engine.images, decoder, probe=lambda: None
+        )
+    assert chosen is reference
+    assert "the INT8 conversion failed" in caplog.text

@@ -51,24 +51,40 @@ FRAME_FILL = 0.08
 # Detached parts of the art count if they lie within this share of the main part's size.
 NEAR_SHARE = 0.25
 MARGIN = 0.06
-# Larger images are reduced first: the output is a few hundred pixels at most, and the mask
-# work (labelling, distance transforms) grows with the pixel count.
-WORK_SIDE = 1024
+# Large images are reduced first: the mask work (median filter, labelling, erosion, distance
+# transform) grows with the pixel count, and detail much finer than the output cannot survive
+# the final resize anyway. An image longer than REDUCE_ABOVE (or four times the output) is
+# reduced to WORK_SIDE (or twice the output); smaller ones, most screenshots among them, are
+# worked on as they are. Measured with bench/canonical.py: screenshot recall@1 on punks and
+# Moonbirds is what it was at 1,024, and 1,000 px art is about ten times cheaper.
+REDUCE_ABOVE = 384
+WORK_SIDE = 256
 
 
 def canonicalise(image: Image.Image, size: int, background: tuple[int, int, int]) -> np.ndarray:
     """Return a ``size``×``size``×3 uint8 array: the art cropped, on ``background``, squared."""
+    reduced = max(image.size) > max(REDUCE_ABOVE, 4 * size)
+    if reduced:
+        # Reduced before converting (RGB and RGBA resample as they are; a palette image must
+        # be converted first): converting a 1,000 px image costs more than reducing it.
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA")
+        work = max(WORK_SIDE, 2 * size)
+        # A box filter by a whole factor first (cheap), then Lanczos to the working side.
+        factor = max(image.size) // work
+        if factor >= 2:
+            image = image.reduce(factor)
+        scale = work / max(image.size)
+        target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(target, Image.Resampling.LANCZOS)
     image = image.convert("RGBA")
-    if max(image.size) > WORK_SIDE:
-        image = image.copy()
-        image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)
     rgba = np.asarray(image, dtype=np.uint8)
     rgb = rgba[..., :3].astype(np.float32)
     alpha = rgba[..., 3].astype(np.float32) / 255.0
     if float(alpha.min()) < 0.98:
         art = alpha > 0.06
     else:
-        art = _clean(~_backdrop_mask(_denoise(image)))
+        art = _clean(~_backdrop_mask(_denoise(image, reduced)))
         rgb = _defringe(rgb, art)
         alpha = art.astype(np.float32)
     bg = np.asarray(background, dtype=np.float32)
@@ -140,15 +156,17 @@ def _backdrop_mask(rgb: np.ndarray) -> np.ndarray:
     return backdrop
 
 
-def _denoise(image: Image.Image) -> np.ndarray:
+def _denoise(image: Image.Image, reduced: bool = False) -> np.ndarray:
     """RGB pixels with JPEG ringing smoothed away, for finding backdrops only.
 
     A median filter keeps edges sharp but flattens the ringing that compression leaves next
     to them; it is sized to the image so that pixel art scaled 6× or more keeps every pixel.
+    An image reduced by ``canonicalise`` had its ringing averaged away by the reduction, and
+    the small filter is enough.
     """
     rgb = image.convert("RGB")
     side = min(rgb.size)
-    if side >= 192:
+    if side >= 192 and not reduced:
         rgb = rgb.filter(ImageFilter.MedianFilter(5))
     elif side >= 96:
         rgb = rgb.filter(ImageFilter.MedianFilter(3))

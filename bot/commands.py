@@ -355,11 +355,20 @@ class LensCommands:
         if result.error is not None:
             await _quietly(notify, f"Syncing {slug} failed: {result.error}")
             return
-        tokens = (await self._blocking(self._catalog.token_counts)).get(slug, 0)
+        if report.index is None:
+            await _quietly(
+                notify,
+                f"{collection.name} ({slug}): {result.sales_added} new sales stored; its tokens "
+                f"join /similar at the next index run ({report.index_note}).",
+            )
+            return
+        counts = await self._blocking(self.engine.storage.vectors.counts, self.engine.embedder.key)
+        more = " More tokens follow with the next syncs." if result.more_tokens_waiting else ""
         await _quietly(
             notify,
             f"{collection.name} ({slug}) is ready: {result.sales_added} new sales, "
-            f"{tokens} tokens indexed. /similar and /value can use it now; it stays in sync.",
+            f"{counts.get(slug, 0)} tokens indexed. /similar and /value can use it now; it "
+            f"stays in sync.{more}",
         )
 
     # Digests (admins) ------------------------------------------------------------------------

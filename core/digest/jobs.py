@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -44,7 +45,8 @@ def subscriptions_job(
     async def work() -> str:
         now = clock()
         posted, failed = 0, []
-        for subscription in storage.digests.subscriptions():
+        subscriptions = await asyncio.to_thread(storage.digests.subscriptions)
+        for subscription in subscriptions:
             last = subscription.last_posted_at
             if last is not None and now - last + DUE_SLACK < CADENCES[subscription.cadence]:
                 continue
@@ -56,7 +58,7 @@ def subscriptions_job(
                 log.warning("digest for %s failed: %s", subscription.target, exc)
                 failed.append(f"{subscription.collection} to {subscription.target}: {exc}")
                 continue
-            storage.digests.posted(subscription.id, now)
+            await asyncio.to_thread(storage.digests.posted, subscription.id, now)
             posted += 1
         if failed:
             raise LensError(f"{len(failed)} digest(s) not posted: " + "; ".join(failed))

@@ -22,11 +22,11 @@ from PIL import Image
 
 from core.config import DigestSettings
 from core.digest.clustering import fit, keep_ids, nearest
-from core.digest.labels import colour_label, label_terms, trait_terms
+from core.digest.labels import LabelTerm, colour_label, label_terms, trait_terms
 from core.digest.model import ClusterDigest, Digest
 from core.digest.numbers import WindowNumbers, window_numbers
 from core.errors import LensError
-from core.models import ImageRef, Picture, PriceEstimate, Sale
+from core.models import Attribute, ImageRef, Picture, PriceEstimate, Sale
 from core.pricing.service import PriceService
 from core.render.collage import render_strip
 from core.storage import Storage
@@ -49,6 +49,16 @@ class Clustering:
     silhouettes: tuple[tuple[int, float], ...] = ()
 
 
+@dataclass(frozen=True)
+class _Plan:
+    id: int
+    why: str
+    size: int
+    numbers: WindowNumbers
+    terms: tuple[LabelTerm, ...]
+    representatives: list[int]
+
+
 class DigestService:
     """Clusters collections and builds their digests."""
 
@@ -68,6 +78,7 @@ class DigestService:
         self._model_key = model_key
         self._settings = settings
         self._clock = clock
+        self._busy = asyncio.Semaphore(1)
 
     # Clustering ------------------------------------------------------------------------------
 
@@ -102,7 +113,8 @@ class DigestService:
             log.info("clustered %s: k=%d over %d tokens", slug, result.k, len(keys))
             silhouettes = tuple(sorted(result.silhouettes.items()))
             return Clustering(members, centroids, keys, vectors, True, silhouettes)
-        members = {k: v for k, v in stored.members.items() if k in set(keys.tolist())}
+        embedded = set(keys.tolist())
+        members = {k: v for k, v in stored.members.items() if k in embedded}
         new = [i for i, key in enumerate(keys.tolist()) if key not in members]
         if new:
             joined = dict(
@@ -126,7 +138,14 @@ class DigestService:
         window_days: int | None = None,
         recluster: bool = False,
     ) -> Digest:
-        """The digest of ``slug`` for the window ending ``now`` (default: the clock)."""
+        """The digest of ``slug`` for the window ending ``now`` (default: the clock). One at
+        a time: a re-clustering is seconds of k-means, and two at once would both run it."""
+        async with self._busy:
+            return await self._digest(slug, now, window_days, recluster)
+
+    async def _digest(
+        self, slug: str, now: datetime | None, window_days: int | None, recluster: bool
+    ) -> Digest:
         storage, cfg = self._storage, self._settings
         collection = await asyncio.to_thread(storage.catalog.collection, slug)
         clustering = await asyncio.to_thread(self.cluster, slug, force=recluster)
@@ -160,36 +179,31 @@ class DigestService:
                 f"{start:%Y-%m-%d} and {end:%Y-%m-%d}.",
             )
         bands = await self._bands(slug, current)
-        numbers = window_numbers(current, before, cluster_of, bands)
-        chosen = self._choose(numbers, clustering)
-        sizes = Counter(clustering.members.values())
         attributes = await asyncio.to_thread(storage.catalog.attributes, list(clustering.members))
-        terms = trait_terms(list(clustering.members), attributes)
-        everyone: Counter[tuple[str, str]] = Counter()
-        for counted in terms.values():
-            everyone.update(counted)
+        plans = await asyncio.to_thread(
+            self._plan, clustering, current, before, cluster_of, bands, attributes
+        )
         clusters = []
-        for cid, why in chosen:
-            inside = [pk for pk, c in clustering.members.items() if c == cid]
-            representatives = self._representatives(clustering, cid)
-            refs = [tokens[pk].image for pk in representatives]
+        for plan in plans:
+            refs = [tokens[pk].image for pk in plan.representatives]
             previews = await self._previews(refs)
-            found = label_terms(inside, everyone, len(clustering.members), terms)
             label = (
-                " · ".join(t.text for t in found)
-                if found
+                " · ".join(t.text for t in plan.terms)
+                if plan.terms
                 else await asyncio.to_thread(_colours_label, previews)
             )
-            ids = tuple(tokens[pk].token_id for pk in representatives)
-            montage = await asyncio.to_thread(_montage, collection.slug, cid, label, ids, previews)
+            ids = tuple(tokens[pk].token_id for pk in plan.representatives)
+            montage = await asyncio.to_thread(
+                _montage, collection.slug, plan.id, label, ids, previews
+            )
             clusters.append(
                 ClusterDigest(
-                    id=cid,
+                    id=plan.id,
                     label=label,
-                    size=sizes[cid],
-                    terms=found,
-                    numbers=numbers.get(cid, WindowNumbers()),
-                    why=why,
+                    size=plan.size,
+                    terms=plan.terms,
+                    numbers=plan.numbers,
+                    why=plan.why,
                     representatives=ids,
                     montage=montage,
                 )
@@ -197,6 +211,39 @@ class DigestService:
         if not clusters:
             return _nothing(base, f"Nothing to report for {collection.name} this window.")
         return replace(base, clusters=tuple(clusters))
+
+    def _plan(
+        self,
+        clustering: Clustering,
+        current: Sequence[Sale],
+        before: Sequence[Sale],
+        cluster_of: dict[str, int],
+        bands: dict[tuple[str, str], tuple[float, float]] | None,
+        attributes: dict[int, tuple[Attribute, ...]],
+    ) -> list[_Plan]:
+        """The groups to show, with their numbers, traits and most central tokens (CPU
+        work over the whole collection: run in a worker thread)."""
+        numbers = window_numbers(current, before, cluster_of, bands)
+        sizes = Counter(clustering.members.values())
+        members = list(clustering.members)
+        terms = trait_terms(members, attributes)
+        everyone: Counter[tuple[str, str]] = Counter()
+        for counted in terms.values():
+            everyone.update(counted)
+        by_cluster: dict[int, list[int]] = {}
+        for pk, cid in clustering.members.items():
+            by_cluster.setdefault(cid, []).append(pk)
+        return [
+            _Plan(
+                id=cid,
+                why=why,
+                size=sizes[cid],
+                numbers=numbers.get(cid, WindowNumbers()),
+                terms=label_terms(by_cluster.get(cid, []), everyone, len(members), terms),
+                representatives=self._representatives(clustering, cid),
+            )
+            for cid, why in self._choose(numbers, clustering)
+        ]
 
     def _choose(
         self, numbers: dict[int, WindowNumbers], clustering: Clustering

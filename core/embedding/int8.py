@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -43,6 +44,7 @@ RUNTIME_TAG = "ov-int8-v1"
 HELD_OUT = 64
 NEIGHBOURS = 10
 BATCH = 32
+STALE_S = 3600
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,13 @@ def stored_quality(directory: Path) -> Quality | None:
     """The quality recorded with a finished conversion, or None if there is none."""
     try:
         raw = json.loads((directory / "quality.json").read_text(encoding="utf-8"))
-        return Quality(**raw)
+        quality = Quality(**raw)
     except (OSError, ValueError, TypeError):
         return None
+    numbers = (quality.images, quality.min_cosine, quality.mean_cosine, quality.neighbours_kept)
+    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+        return None
+    return quality
 
 
 def convert(reference: VGG16Embedder, images: np.ndarray, directory: Path) -> Quality:
@@ -232,6 +238,12 @@ def _near(vectors: np.ndarray, k: int) -> list[set[int]]:
 def _atomic_dir(target: Path) -> Iterator[Path]:
     """A fresh temporary directory beside ``target``, renamed to it if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    # What killed conversions left behind (another process's may still be writing: only
+    # those untouched for an hour go).
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_S:
+                shutil.rmtree(stale, ignore_errors=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

@@ -4,6 +4,7 @@ its vectors pass the quality check (see ``core/embedding/int8.py``)."""
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 
 import numpy as np
@@ -84,6 +85,16 @@ def choose_embedder(
         )
         return reference
     chosen = Int8Embedder(reference, directory)
+    try:
+        chosen.warm_up()  # compile now: a damaged cache must fail here, not on a query
+    except Exception as exc:
+        log.warning(
+            "embedding with Keras float32: the cached INT8 model cannot be loaded (%s); it "
+            "will be converted again",
+            exc,
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+        return reference
     _say_if_switching(storage, reference.key, chosen.key)
     return chosen
 

@@ -150,8 +150,8 @@ class SyncBook:
             )
 
     def tokens_to_fetch(self, collection_pk: int, at: datetime, limit: int) -> list[str]:
-        """Tokens that have sales but no token row, oldest sale first, leaving out those
-        whose last failure is still backing off."""
+        """Tokens that have sales but no token row, by token id, leaving out those whose
+        last failure is still backing off."""
         s, t, f = schema.sales, schema.tokens, schema.token_failures
         known = (
             select(t.c.id)

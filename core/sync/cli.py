@@ -59,7 +59,7 @@ def report_json(report: SyncReport) -> dict[str, Any]:
                 "skipped_reasons": list(c.reasons),
                 "tokens_added": c.tokens_added,
                 "tokens_failed": c.tokens_failed,
-                "tokens_waiting": c.tokens_waiting,
+                "more_tokens_waiting": c.more_tokens_waiting,
                 "floor": c.floor,
                 "checkpoint": c.checkpoint.isoformat() if c.checkpoint else None,
                 "error": c.error,

@@ -35,14 +35,17 @@ async def open_marketplaces(
         opensea_headers["X-API-KEY"] = secrets.opensea_api_key.get_secret_value()
     async with AsyncExitStack() as stack:
 
-        async def client(name: str, key: str, headers: Mapping[str, str]) -> ApiClient:
+        async def client(
+            name: str, key: str, headers: Mapping[str, str], missing: frozenset[int]
+        ) -> ApiClient:
             api = getattr(cfg, key)
             session = await stack.enter_async_context(ApiClient.session(cfg.timeout_s, headers))
-            return api_client(session, name, api, cfg)
+            return api_client(session, name, api, cfg, missing)
 
-        opensea = await client("OpenSea", "opensea", opensea_headers)
-        magiceden = await client("Magic Eden", "magiceden", {})
-        prices = await client("The USD price API", "prices", {})
+        opensea = await client("OpenSea", "opensea", opensea_headers, frozenset({404}))
+        # Magic Eden answers 400 for an unknown symbol or mint.
+        magiceden = await client("Magic Eden", "magiceden", {}, frozenset({400, 404}))
+        prices = await client("The USD price API", "prices", {}, frozenset({404}))
         yield OpenMarketplaces(
             sources={
                 "opensea": OpenSeaSource(

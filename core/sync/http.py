@@ -64,7 +64,8 @@ class RetryPolicy:
         )
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Full-jitter exponential backoff before retry number ``attempt`` (0-based)."""
+        """Exponential backoff with jitter (half to all of the step) before retry number
+        ``attempt`` (0-based)."""
         ceiling = min(self.max_backoff_s, self.backoff_s * 2**attempt)
         return ceiling * (0.5 + 0.5 * rng.random())
 
@@ -104,8 +105,11 @@ class ApiClient:
         requests_per_s: float,
         policy: RetryPolicy,
         seed: int | None = None,
+        missing: frozenset[int] = frozenset({404}),
     ) -> None:
         self.name = name
+        # Statuses that mean "no such thing" (Magic Eden answers 400 for an unknown symbol).
+        self._missing = missing
         self._session = session
         self._root = root.rstrip("/")
         self._policy = policy
@@ -178,7 +182,7 @@ class ApiClient:
                         f"{self.name} refused the request for {what} (HTTP {status}): "
                         f"check its API key."
                     )
-                if status in (400, 404):
+                if status in self._missing:
                     body = await self._body(response)
                     raise NotFound(body[:200].decode("utf-8", "replace"))
                 if not 200 <= status < 300:
@@ -189,7 +193,7 @@ class ApiClient:
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise _Retry(f"connection failed ({type(exc).__name__})") from exc
         try:
-            data = json.loads(body)
+            data = json.loads(body, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as exc:
             raise _Retry("the page is not valid JSON", malformed=True) from exc
         try:
@@ -229,6 +233,11 @@ class ApiClient:
         return wait
 
 
+def _refuse_constant(name: str) -> None:
+    # NaN and Infinity are not JSON, and a NaN price or floor would reach the database.
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 class _Retry(Exception):
     def __init__(self, reason: str, *, wait_s: float | None = None, malformed: bool = False):
         super().__init__(reason)
@@ -247,6 +256,7 @@ def api_client(
     name: str,
     api: ApiSettings,
     settings: MarketplaceSettings,
+    missing: frozenset[int] = frozenset({404}),
 ) -> ApiClient:
     """A client for one configured API."""
     return ApiClient(
@@ -255,6 +265,7 @@ def api_client(
         root=api.api_root,
         requests_per_s=api.requests_per_s,
         policy=RetryPolicy.from_settings(settings),
+        missing=missing,
     )
 
 

@@ -10,6 +10,7 @@ and read again, so nothing is skipped.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -50,7 +51,9 @@ class MagicEdenSource:
 
     async def floor(self, slug: str) -> float | None:
         value = (await self._stats(slug)).get("floorPrice")
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        if not math.isfinite(value) or value <= 0:
             return None
         return float(value) / LAMPORTS
 
@@ -65,6 +68,7 @@ class MagicEdenSource:
         recent: deque[frozenset[str]] = deque(maxlen=RECENT_PAGES)
         last_seen: tuple[datetime, str] | None = None
         step_backs = 0
+        tail_checked = False
         while True:
             latest = datetime.now(UTC) + FUTURE_TOLERANCE
             position = f"offset {offset}"
@@ -80,10 +84,22 @@ class MagicEdenSource:
                     f"Magic Eden has no collection called '{shown(collection.slug)}'."
                 ) from exc
             if not items:
+                if last_seen is not None and not tail_checked:
+                    # Past the end, or activities removed in front of us pulled the rest to
+                    # offsets we have passed: read the last stretch once more to be sure.
+                    tail_checked = True
+                    offset = max(0, offset - step)
+                    continue
                 return
             first = _first_key(items)
             seen = any(first is not None and first[1] in sigs for sigs in recent)
-            if last_seen is not None and first is not None and not seen and first <= last_seen:
+            # Compared by time alone: within one second the order of signatures is arbitrary.
+            if (
+                last_seen is not None
+                and first is not None
+                and not seen
+                and first[0] <= last_seen[0]
+            ):
                 # The page begins below what we read last, with nothing in common: items
                 # moved to offsets we have passed. Read from further back again.
                 step_backs += 1
@@ -203,7 +219,7 @@ def _key(item: Any) -> tuple[datetime, str] | None:
     try:
         signature = item.get("signature")
         return (_time(item), signature) if isinstance(signature, str) else None
-    except (ValueError, AttributeError, OverflowError):
+    except (ValueError, AttributeError, OverflowError, OSError):
         return None
 
 

@@ -8,12 +8,19 @@ sale's price is ``payment.quantity / 10**payment.decimals`` in ``payment.symbol`
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from core.errors import MarketplaceAuthError, UnknownCollection, UnknownToken, shown
+from core.errors import (
+    MalformedResponse,
+    MarketplaceAuthError,
+    UnknownCollection,
+    UnknownToken,
+    shown,
+)
 from core.ingest.dataset import checked_text, parse_attributes
 from core.models import Collection, Sale
 from core.sync.http import ApiClient, Malformed, NotFound
@@ -24,6 +31,8 @@ ETH_LIKE = frozenset({"ETH", "WETH", "BETH"})
 # Chains whose collections trade in ETH; others are refused with a sentence.
 ETH_CHAINS = frozenset({"ethereum", "base", "arbitrum", "optimism", "zora", "blast"})
 MAX_DECIMALS = 36
+# Stale repeats of a page tolerated in a row before the run stops.
+MAX_STALE = 3
 # A sale stamped this far ahead of our clock is refused (clocks differ a little).
 FUTURE_TOLERANCE = timedelta(days=1)
 
@@ -59,7 +68,9 @@ class OpenSeaSource:
         total = raw.get("total")
         value = total.get("floor_price") if isinstance(total, dict) else None
         symbol = total.get("floor_price_symbol") if isinstance(total, dict) else None
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        if not math.isfinite(value) or value <= 0:
             return None
         if isinstance(symbol, str) and symbol.upper() not in ETH_LIKE | {""}:
             return None
@@ -79,8 +90,10 @@ class OpenSeaSource:
         cursor: str | None = None
         previous: frozenset[tuple[str, str]] = frozenset()
         number = 0
+        stale = 0
         while True:
             number += 1
+            asked_cursor = cursor
             asked = dict(params, next=cursor) if cursor else params
             parse = functools.partial(
                 _events_page,
@@ -94,9 +107,17 @@ class OpenSeaSource:
             )
             keys = frozenset((s.tx, s.token_id) for s in page.sales)
             if keys and keys == previous and cursor is not None:
-                # A stale cached copy of the page before: retrying the same cursor once more
-                # is what the next request does, so nothing is skipped.
-                raise Malformed("the page repeats the previous one")
+                # A stale cached copy of the page before: ask for the same cursor again
+                # rather than follow it, so nothing is skipped.
+                stale += 1
+                if stale > MAX_STALE:
+                    raise MalformedResponse(
+                        f"OpenSea kept repeating sale events page {number - 1} of "
+                        f"'{collection.slug}'; nothing past it was stored."
+                    )
+                cursor, number = asked_cursor, number - 1
+                continue
+            stale = 0
             previous = keys
             yield page
             if cursor is None or page.oldest is None or page.oldest < since:
@@ -113,7 +134,10 @@ class OpenSeaSource:
             raw = await self._api.get(path, None, _obj, what=f"token {token_id}")
         except NotFound as exc:
             raise UnknownToken(f"OpenSea has no token {token_id} in '{collection.slug}'.") from exc
-        return _nft(raw.get("nft"), token_id)
+        nft = raw.get("nft")
+        if not isinstance(nft, dict):
+            raise UnknownToken(f"OpenSea's answer for token {token_id} has no nft object.")
+        return _nft(nft, token_id)
 
     async def _get(
         self,
@@ -218,9 +242,7 @@ def _sale(event: dict[str, Any], collection: Collection, moment: datetime) -> Sa
     )
 
 
-def _nft(raw: Any, token_id: str) -> TokenMeta:
-    if not isinstance(raw, dict):
-        raise Malformed("no nft object")
+def _nft(raw: dict[str, Any], token_id: str) -> TokenMeta:
     try:
         attributes = parse_attributes(raw.get("traits") or [])
         name = checked_text(raw, "name", 200) or None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -83,7 +84,8 @@ class CollectionSync:
     skipped: int = 0
     tokens_added: int = 0
     tokens_failed: int = 0
-    tokens_waiting: int = 0
+    # More tokens than sync.max_new_tokens were new: the rest follow on the next run.
+    more_tokens_waiting: bool = False
     floor: float | None = None
     checkpoint: datetime | None = None
     reasons: tuple[str, ...] = ()
@@ -99,8 +101,8 @@ class CollectionSync:
         )
         if self.tokens_failed:
             text += f", {self.tokens_failed} without usable metadata or image (retried later)"
-        if self.tokens_waiting:
-            text += f", {self.tokens_waiting} left for the next run"
+        if self.more_tokens_waiting:
+            text += " (more wait for the next run)"
         if self.floor is not None:
             text += f"; floor {self.floor:g}"
         return text
@@ -178,7 +180,13 @@ class Syncer:
             )
         except UnknownCollection:
             existing = None
-        if existing is not None and marketplace in (None, existing.marketplace):
+        if existing is not None and marketplace not in (None, existing.marketplace):
+            # Same slug, other marketplace: syncing it would mix two collections' sales.
+            raise InputError(
+                f"'{slug}' is already tracked from {existing.marketplace}; it cannot also "
+                f"follow {marketplace}."
+            )
+        if existing is not None:
             collection = existing
         else:
             collection = await self._source(marketplace or "opensea").collection(slug)
@@ -282,8 +290,8 @@ class Syncer:
         # Also after a run that added no tokens: a killed run may have stored some it did
         # not get to embed.
         index, note = await self._index(progress, wait_for_index)
-        if notify is not None and index is not None:
-            await notify(f"Indexed: {index.summary()}.")
+        if index is not None:
+            await _say(notify, f"Indexed: {index.summary()}.")
         rates = await self._rates({c.currency for c in collections})
         return SyncReport(tuple(results), index, note, rates)
 
@@ -300,10 +308,17 @@ class Syncer:
                 result = await self._sales(collection, pk, source, progress, notify)
                 result = await self._tokens(collection, pk, source, result, progress, notify)
                 result = await self._floor(collection, pk, source, result)
-            except (LensError, OSError) as exc:
-                if isinstance(exc, MarketplaceAuthError):
-                    log.warning("sync %s: %s", collection.slug, exc)
-                message = str(exc) if isinstance(exc, LensError) else f"I/O error: {exc}"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Whatever a marketplace sends, one collection's failure ends its run only:
+                # its checkpoint stays, and the others still sync.
+                if isinstance(exc, LensError):
+                    message = str(exc)
+                else:
+                    incident = secrets.token_hex(4)
+                    log.error("sync %s failed [%s]", collection.slug, incident, exc_info=exc)
+                    message = f"something went wrong on our side (ref {incident})"
                 await asyncio.to_thread(storage.sync.failed, pk, self._clock(), message)
                 return CollectionSync(collection.slug, collection.marketplace, error=message)
             await asyncio.to_thread(storage.sync.finished, pk, self._clock(), result.summary())
@@ -354,13 +369,17 @@ class Syncer:
                         if len(reasons) < KEEP_REASONS:
                             reasons.append(reason)
                     page_newest = max((s.timestamp for s in page.sales), default=None)
+                    if page_newest is not None:
+                        # A sale stamped ahead of our clock must not carry the checkpoint
+                        # past sales that have not happened yet.
+                        page_newest = min(page_newest, now)
                     if page_newest is not None and (newest is None or page_newest > newest):
                         newest = page_newest
                     if page.oldest is not None and newest is not None:
                         await asyncio.to_thread(book.progressed, pk, page.oldest, newest)
                     bar.update(len(page.sales))
-                    if notify is not None and counts["pages"] % 20 == 0:
-                        await notify(f"{collection.slug}: {counts['seen']} sales read so far…")
+                    if counts["pages"] % 20 == 0:
+                        await _say(notify, f"{collection.slug}: {counts['seen']} sales read…")
                 if newest is not None and (checkpoint is None or newest > checkpoint):
                     checkpoint = newest
                 # This stretch is stored whole: the next run starts from here.
@@ -394,10 +413,10 @@ class Syncer:
         book = self._storage.sync
         limit = self._sync.max_new_tokens
         todo = await asyncio.to_thread(book.tokens_to_fetch, pk, self._clock(), limit + 1)
-        waiting = max(0, len(todo) - limit)
+        waiting = len(todo) > limit
         todo = todo[:limit]
-        if notify is not None and todo:
-            await notify(f"{collection.slug}: fetching {len(todo)} new tokens…")
+        if todo:
+            await _say(notify, f"{collection.slug}: fetching {len(todo)} new tokens…")
         added = failed = 0
         bar = tqdm(
             total=len(todo), desc=f"{collection.slug} tokens", unit="token", leave=False,
@@ -422,7 +441,9 @@ class Syncer:
                 added += len(writes)
                 failed += len(bad)
                 bar.update(len(batch))
-        return replace(result, tokens_added=added, tokens_failed=failed, tokens_waiting=waiting)
+        return replace(
+            result, tokens_added=added, tokens_failed=failed, more_tokens_waiting=waiting
+        )
 
     async def _fetch_tokens(
         self, collection: Collection, source: MarketplaceSource, token_ids: list[str]
@@ -521,6 +542,18 @@ class Syncer:
         if self._marketplaces is None:
             raise MarketplaceError("Marketplace sync needs the network clients, not opened here.")
         return self._marketplaces
+
+
+async def _say(notify: Notify | None, text: str) -> None:
+    """Progress for whoever asked; a chat that cannot be reached must not stop the sync."""
+    if notify is None:
+        return
+    try:
+        await notify(text)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.warning("could not post sync progress: %s", text, exc_info=True)
 
 
 def _suffix(data: bytes) -> str:

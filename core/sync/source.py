@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from core.ingest.dataset import check_sale
+from core.ingest.dataset import GENESIS, check_sale
 from core.models import Attribute, Collection, Sale
 
 # What parsing one record of a page may raise: the record is skipped, the page kept.
-RECORD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+# (OSError: datetime.fromtimestamp of an absurd stamp raises EOVERFLOW on Linux.)
+RECORD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError)
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,14 @@ def sales_page(
     sales: list[Sale] = []
     skipped: list[str] = []
     oldest: datetime | None = None
+    genesis = GENESIS.get(chain, GENESIS["bitcoin"])
     for i, record in enumerate(records):
         try:
             moment, sale = read(record)
-            oldest = moment if oldest is None else min(oldest, moment)
+            # Only a plausible time says how far back the page reaches: one record stamped
+            # 1970 must not end the paging (and move the checkpoint past unread pages).
+            if genesis <= moment <= latest:
+                oldest = moment if oldest is None else min(oldest, moment)
             if sale is None:
                 continue
             check_sale(sale, chain, latest)

@@ -49,6 +49,7 @@ def write_dataset(target: Path, slug: str, images: list[Image.Image]) -> Path:
 
 def cli(root: Path, runtime: str, *args: str) -> float:
     config = root / "config.yaml"
+    root.mkdir(parents=True, exist_ok=True)
     config.write_text(yaml.safe_dump({"embedding": {"runtime": runtime, "batch_size": 64}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NFTLENS_")}
     env.update(NFTLENS_CONFIG=str(config), NFTLENS_DATA_DIR=str(root / "data"),

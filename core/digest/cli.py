@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,6 +51,9 @@ async def run_digest(args: argparse.Namespace, engine: DigestServices) -> int:
         if args.collection
         else [c.slug for c in engine.storage.catalog.collections()]
     )
+    if not slugs:
+        print("No collections yet: ingest or sync one first.", file=sys.stderr)
+        return 0
     for slug in slugs:
         digest = await engine.digests.digest(
             slug, now=at, window_days=args.days, recluster=args.recluster

@@ -148,7 +148,6 @@ class DigestService:
     ) -> Digest:
         storage, cfg = self._storage, self._settings
         collection = await asyncio.to_thread(storage.catalog.collection, slug)
-        clustering = await asyncio.to_thread(self.cluster, slug, force=recluster)
         end = now or self._clock()
         days = timedelta(days=window_days or cfg.window_days)
         start, previous_start = end - days, end - 2 * days
@@ -157,27 +156,36 @@ class DigestService:
         sales = [s for s in sales if s.currency.upper() == currency and s.timestamp < end]
         current = [s for s in sales if s.timestamp >= start]
         before = [s for s in sales if s.timestamp < start]
-        tokens = await asyncio.to_thread(storage.catalog.tokens_by_pk, list(clustering.members))
-        cluster_of = {tokens[pk].token_id: cid for pk, cid in clustering.members.items()}
         base = Digest(
             collection=collection,
             start=start,
             end=end,
             previous_start=previous_start,
-            k=len(clustering.centroids),
+            k=0,
             clusters=(),
             sales=len(current),
             volume=sum(s.price for s in current),
-            silhouettes=clustering.silhouettes,
         )
+        quiet = (
+            f"Nothing to report for {collection.name}: no sales between "
+            f"{start:%Y-%m-%d} and {end:%Y-%m-%d}."
+        )
+        if not current and not recluster:
+            # A quiet window (a daily subscription's usual day) needs no k-means.
+            stored = await asyncio.to_thread(
+                storage.digests.clustering,
+                await asyncio.to_thread(storage.catalog.collection_pk, slug),
+                self._model_key,
+            )
+            return _nothing(replace(base, k=len(stored.centroids)), quiet)
+        clustering = await asyncio.to_thread(self.cluster, slug, force=recluster)
+        base = replace(base, k=len(clustering.centroids), silhouettes=clustering.silhouettes)
         if not clustering.members:
             return _nothing(base, f"{collection.name} has no embedded tokens to group yet.")
         if not current:
-            return _nothing(
-                base,
-                f"Nothing to report for {collection.name}: no sales between "
-                f"{start:%Y-%m-%d} and {end:%Y-%m-%d}.",
-            )
+            return _nothing(base, quiet)
+        tokens = await asyncio.to_thread(storage.catalog.tokens_by_pk, list(clustering.members))
+        cluster_of = {tokens[pk].token_id: cid for pk, cid in clustering.members.items()}
         bands = await self._bands(slug, current)
         attributes = await asyncio.to_thread(storage.catalog.attributes, list(clustering.members))
         plans = await asyncio.to_thread(

@@ -20,7 +20,6 @@ from core.config import Secrets, Settings
 from core.digest.jobs import operator_job, subscriptions_job
 from core.digest.service import DigestService
 from core.embedding.embedder import Embedder
-from core.embedding.int8 import model_dir, stored_quality
 from core.embedding.runtime import choose_embedder
 from core.embedding.vgg16 import VGG16Embedder
 from core.errors import ConfigError
@@ -279,11 +278,15 @@ def runtime_embedder(settings: Settings, held: _Resources, *, convert: bool) -> 
     """The configured embedding runtime over this engine's data. Only commands that embed
     (``convert``) may run the one-time INT8 conversion; the others use what it left, so
     every command agrees on the model key."""
-    reference = make_embedder(settings)
-    if not convert and stored_quality(model_dir(settings.data_dir, reference)) is None:
-        return reference
     images = ImageStore(settings.data_dir)
-    return choose_embedder(settings, reference, held.storage, images, held.background_decoder)
+    return choose_embedder(
+        settings,
+        make_embedder(settings),
+        held.storage,
+        images,
+        held.background_decoder,
+        embeds=convert,
+    )
 
 
 @contextmanager

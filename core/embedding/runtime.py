@@ -39,18 +39,23 @@ def choose_embedder(
     decoder: ImageDecoder,
     *,
     probe: Probe = unavailable_reason,
+    embeds: bool = True,
 ) -> Embedder:
     """The configured runtime's embedder; falls back to ``reference`` (Keras) with a log
-    line saying why. The first INT8 choice converts and calibrates (blocking, once)."""
+    line saying why. The first INT8 choice of a command that ``embeds`` converts and
+    calibrates (blocking, once) and compiles the model to check it; other commands only
+    need the key, so they take what an earlier conversion left, without either."""
     cfg = settings.embedding
     if cfg.runtime == "keras":
+        return reference
+    directory = model_dir(settings.data_dir, reference)
+    if not embeds and stored_quality(directory) is None:
         return reference
     level = logging.WARNING if cfg.runtime == "openvino-int8" else logging.INFO
     reason = probe()
     if reason is not None:
         log.log(level, "embedding with Keras float32: %s", reason)
         return reference
-    directory = model_dir(settings.data_dir, reference)
     quality = stored_quality(directory)
     if quality is None:
         views = calibration_views(settings, storage, images, decoder, reference.input_size)
@@ -85,6 +90,8 @@ def choose_embedder(
         )
         return reference
     chosen = Int8Embedder(reference, directory)
+    if not embeds:
+        return chosen
     try:
         chosen.warm_up()  # compile now: a damaged cache must fail here, not on a query
     except Exception as exc:

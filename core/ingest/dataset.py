@@ -458,10 +458,7 @@ def _token_entry(number: int, text: str, root: Path, seen: set[int | str]) -> To
         raise _RowError(f"token_id must be a string or an integer, not {_json_kind(token_id)}")
     if len(token_id) > _TOKEN_ID_LENGTH:
         raise _RowError(f"token_id is longer than {_TOKEN_ID_LENGTH} characters")
-    if not is_token_id(token_id):
-        raise _RowError(
-            f"token_id {_quote(token_id)} may only have letters, digits, '.', '_', '-'"
-        )
+    _check_token_id(token_id)
     name = _json_text(row, "name", _TOKEN_NAME_LENGTH)
     attributes = _attributes(row.get("attributes"))
     image = _required_text(row, "image", MAX_IMAGE_PATH)
@@ -563,10 +560,7 @@ def _csv_fields(text: str) -> list[str]:
 
 def _sale(fields: dict[str, str], slug: str, chain: str, latest: datetime) -> Sale:
     token_id = _csv_text(fields, "token_id", required=True)
-    if not is_token_id(token_id):
-        raise _RowError(
-            f"token_id {_quote(token_id)} may only have letters, digits, '.', '_', '-'"
-        )
+    _check_token_id(token_id)
     timestamp = _sale_time(_csv_text(fields, "timestamp", required=True), chain, latest)
     currency = _csv_text(fields, "currency", required=True).upper()
     price = _price(_csv_text(fields, "price", required=True), currency)
@@ -605,14 +599,34 @@ def _sale_time(text: str, chain: str, latest: datetime) -> datetime:
         moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except OverflowError:
         raise _RowError(f"timestamp {_quote(text)} is out of range") from None
+    _check_moment(moment, chain, latest, _show(text))
+    return moment
+
+
+def _check_token_id(token_id: str) -> None:
+    if not is_token_id(token_id):
+        raise _RowError(
+            f"token_id {_quote(token_id)} may only have letters, digits, '.', '_', '-'"
+        )
+
+
+def _check_moment(moment: datetime, chain: str, latest: datetime, shown: str) -> None:
+    """A sale's time must fall after its chain began and not in the future."""
     genesis = GENESIS.get(chain)
     if moment < (genesis or _DEFAULT_GENESIS):
         began = chain if genesis else "the first blockchain"
         start = (genesis or _DEFAULT_GENESIS).date().isoformat()
-        raise _RowError(f"timestamp {_show(text)} is before {began} began ({start})")
+        raise _RowError(f"timestamp {shown} is before {began} began ({start})")
     if moment > latest:
-        raise _RowError(f"timestamp {_show(text)} is in the future")
-    return moment
+        raise _RowError(f"timestamp {shown} is in the future")
+
+
+def _check_ceiling(value: float, currency: str, shown: str) -> None:
+    ceiling = PRICE_CEILINGS.get(currency, DEFAULT_PRICE_CEILING)
+    if value > ceiling:
+        raise _RowError(
+            f"price {shown} {_show(currency)} is above the {ceiling:g} {_show(currency)} ceiling"
+        )
 
 
 def _day(text: str, earliest: date, latest: date) -> date:
@@ -637,12 +651,7 @@ def _price(text: str, currency: str) -> float:
         raise _RowError(f"price {_show(text)} is not a finite number")
     if value < 0:
         raise _RowError(f"price {_show(text)} is negative")
-    ceiling = PRICE_CEILINGS.get(currency, DEFAULT_PRICE_CEILING)
-    if value > ceiling:
-        raise _RowError(
-            f"price {_show(text)} {_show(currency)} is above the {ceiling:g} {_show(currency)}"
-            " ceiling"
-        )
+    _check_ceiling(value, currency, _show(text))
     return value + 0.0  # "-0" parses as -0.0, which would show as a negative price
 
 
@@ -715,22 +724,17 @@ def checked_text(raw: dict[str, Any], key: str, limit: int) -> str | None:
 def check_sale(sale: Sale, chain: str, latest: datetime) -> None:
     """Refuse a sale ingest would refuse: bad token id, impossible time, absurd price, or
     fields too long for the database."""
-    if not is_token_id(sale.token_id):
-        raise ValueError(f"token_id {_quote(sale.token_id)} may only have letters, digits, "
-                         "'.', '_', '-'")  # fmt: skip
-    for name in ("currency", "tx", "seller", "buyer"):
-        value = getattr(sale, name) or ""
-        if _CONTROL.search(value):
-            raise ValueError(f"{name} has control characters")
-        if len(value) > _SALE_LENGTHS[name]:
-            raise ValueError(f"{name} is longer than {_SALE_LENGTHS[name]} characters")
-    genesis = GENESIS.get(chain, _DEFAULT_GENESIS)
-    if sale.timestamp < genesis:
-        raise ValueError(f"the sale time is before {chain} began")
-    if sale.timestamp > latest:
-        raise ValueError("the sale time is in the future")
-    if not math.isfinite(sale.price) or sale.price <= 0:
-        raise ValueError("the price is not a positive number")
-    ceiling = PRICE_CEILINGS.get(sale.currency, DEFAULT_PRICE_CEILING)
-    if sale.price > ceiling:
-        raise ValueError(f"the price is above the {ceiling:g} {sale.currency} ceiling")
+    try:
+        _check_token_id(sale.token_id)
+        for name in ("currency", "tx", "seller", "buyer"):
+            value = getattr(sale, name) or ""
+            if _CONTROL.search(value):
+                raise _RowError(f"{name} has control characters")
+            if len(value) > _SALE_LENGTHS[name]:
+                raise _RowError(f"{name} is longer than {_SALE_LENGTHS[name]} characters")
+        _check_moment(sale.timestamp, chain, latest, sale.timestamp.isoformat())
+        if not math.isfinite(sale.price) or sale.price <= 0:
+            raise _RowError("the price is not a positive number")
+        _check_ceiling(sale.price, sale.currency, f"{sale.price:g}")
+    except _RowError as exc:
+        raise ValueError(str(exc)) from None

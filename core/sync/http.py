@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 
@@ -286,3 +287,16 @@ async def gather_limited(
                 return exc
 
     return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+def json_object(data: Any) -> dict[str, Any]:
+    """A ``parse`` for answers that must be one JSON object."""
+    if not isinstance(data, dict):
+        raise Malformed("the answer is not a JSON object")
+    return data
+
+
+def path_segment(text: str) -> str:
+    """One URL path segment, percent-encoded: slugs are checked, but contracts, mints and
+    token ids come from outside."""
+    return quote(text, safe="")

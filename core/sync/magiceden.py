@@ -13,19 +13,22 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from core.errors import MalformedResponse, UnknownCollection, UnknownToken, shown
 from core.ingest.dataset import checked_text, parse_attributes
 from core.models import Collection, Sale
-from core.sync.http import ApiClient, Malformed, NotFound
-from core.sync.source import SalesPage, TokenMeta, sales_page
+from core.sync.http import ApiClient, Malformed, NotFound, json_object, path_segment
+from core.sync.source import (
+    FUTURE_TOLERANCE,
+    MAX_DECIMALS,
+    SalesPage,
+    TokenMeta,
+    sales_page,
+)
 
 LAMPORTS = 10**9
-MAX_DECIMALS = 36
-FUTURE_TOLERANCE = timedelta(days=1)
 # Items each page repeats from the one before, to see whether anything moved past us.
 OVERLAP_SHARE = 0.1
 # Step-backs allowed in a row before the paging is declared unstable.
@@ -61,7 +64,7 @@ class MagicEdenSource:
         self, collection: Collection, since: datetime, before: datetime | None
     ) -> AsyncIterator[SalesPage]:
         # No time filter in this API: every run pages from the newest back to ``since``.
-        path = f"/v2/collections/{_segment(collection.slug)}/activities"
+        path = f"/v2/collections/{path_segment(collection.slug)}/activities"
         limit = self._page_size
         step = max(1, limit - max(1, int(limit * OVERLAP_SHARE)))
         offset = 0
@@ -124,7 +127,7 @@ class MagicEdenSource:
     async def token(self, collection: Collection, token_id: str) -> TokenMeta:
         try:
             raw = await self._api.get(
-                f"/v2/tokens/{_segment(token_id)}", None, _obj, what=f"token {token_id}"
+                f"/v2/tokens/{path_segment(token_id)}", None, json_object, what=f"token {token_id}"
             )
         except NotFound as exc:
             raise UnknownToken(f"Magic Eden has no token {token_id}.") from exc
@@ -144,7 +147,10 @@ class MagicEdenSource:
     async def _stats(self, slug: str) -> dict[str, Any]:
         try:
             return await self._api.get(
-                f"/v2/collections/{_segment(slug)}/stats", None, _obj, what=f"'{slug}' stats"
+                f"/v2/collections/{path_segment(slug)}/stats",
+                None,
+                json_object,
+                what=f"'{slug}' stats",
             )
         except NotFound as exc:
             raise UnknownCollection(
@@ -241,15 +247,5 @@ def _list(data: Any) -> list[Any]:
     return data
 
 
-def _obj(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise Malformed("the answer is not a JSON object")
-    return data
-
-
 def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _segment(text: str) -> str:
-    return quote(text, safe="")

@@ -10,9 +10,8 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from core.errors import (
     MalformedResponse,
@@ -23,18 +22,21 @@ from core.errors import (
 )
 from core.ingest.dataset import checked_text, parse_attributes
 from core.models import Collection, Sale
-from core.sync.http import ApiClient, Malformed, NotFound
-from core.sync.source import SalesPage, TokenMeta, sales_page
+from core.sync.http import ApiClient, Malformed, NotFound, json_object, path_segment
+from core.sync.source import (
+    FUTURE_TOLERANCE,
+    MAX_DECIMALS,
+    SalesPage,
+    TokenMeta,
+    sales_page,
+)
 
 # Wrapped and blended ETH trade one to one with ETH: a sale paid in them is an ETH sale.
 ETH_LIKE = frozenset({"ETH", "WETH", "BETH"})
 # Chains whose collections trade in ETH; others are refused with a sentence.
 ETH_CHAINS = frozenset({"ethereum", "base", "arbitrum", "optimism", "zora", "blast"})
-MAX_DECIMALS = 36
 # Stale repeats of a page tolerated in a row before the run stops.
 MAX_STALE = 3
-# A sale stamped this far ahead of our clock is refused (clocks differ a little).
-FUTURE_TOLERANCE = timedelta(days=1)
 
 
 class OpenSeaSource:
@@ -49,7 +51,7 @@ class OpenSeaSource:
         self._needs_key = needs_key
 
     async def collection(self, slug: str) -> Collection:
-        raw = await self._get(f"/api/v2/collections/{_segment(slug)}", None, _obj, slug)
+        raw = await self._get(f"/api/v2/collections/{path_segment(slug)}", None, json_object, slug)
         name = _text(raw, "name", 200) or slug
         contracts = raw.get("contracts") or []
         contract, chain = None, "ethereum"
@@ -64,7 +66,9 @@ class OpenSeaSource:
         return Collection(slug, name, chain, contract, "ETH", "opensea")
 
     async def floor(self, slug: str) -> float | None:
-        raw = await self._get(f"/api/v2/collections/{_segment(slug)}/stats", None, _obj, slug)
+        raw = await self._get(
+            f"/api/v2/collections/{path_segment(slug)}/stats", None, json_object, slug
+        )
         total = raw.get("total")
         value = total.get("floor_price") if isinstance(total, dict) else None
         symbol = total.get("floor_price_symbol") if isinstance(total, dict) else None
@@ -79,7 +83,7 @@ class OpenSeaSource:
     async def sales(
         self, collection: Collection, since: datetime, before: datetime | None
     ) -> AsyncIterator[SalesPage]:
-        path = f"/api/v2/events/collection/{_segment(collection.slug)}"
+        path = f"/api/v2/events/collection/{path_segment(collection.slug)}"
         params: dict[str, str | int] = {
             "event_type": "sale",
             "after": int(since.timestamp()),
@@ -127,11 +131,11 @@ class OpenSeaSource:
         if collection.contract is None:
             raise UnknownToken(f"'{collection.slug}' has no contract address to look tokens up.")
         path = (
-            f"/api/v2/chain/{_segment(collection.chain)}/contract/"
-            f"{_segment(collection.contract)}/nfts/{_segment(token_id)}"
+            f"/api/v2/chain/{path_segment(collection.chain)}/contract/"
+            f"{path_segment(collection.contract)}/nfts/{path_segment(token_id)}"
         )
         try:
-            raw = await self._api.get(path, None, _obj, what=f"token {token_id}")
+            raw = await self._api.get(path, None, json_object, what=f"token {token_id}")
         except NotFound as exc:
             raise UnknownToken(f"OpenSea has no token {token_id} in '{collection.slug}'.") from exc
         nft = raw.get("nft")
@@ -254,12 +258,6 @@ def _nft(raw: dict[str, Any], token_id: str) -> TokenMeta:
     return TokenMeta(token_id, name, image or None, attributes)
 
 
-def _obj(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise Malformed("the answer is not a JSON object")
-    return data
-
-
 def _text(raw: dict[str, Any], key: str, limit: int) -> str | None:
     value = raw.get(key)
     if not isinstance(value, str):
@@ -271,9 +269,3 @@ def _text(raw: dict[str, Any], key: str, limit: int) -> str | None:
 def _address(event: dict[str, Any], key: str) -> str | None:
     value = event.get(key)
     return value.strip().lower() if isinstance(value, str) and value.strip() else None
-
-
-def _segment(text: str) -> str:
-    """One path segment, percent-encoded (slugs are checked, but contracts and ids come from
-    outside)."""
-    return quote(text, safe="")

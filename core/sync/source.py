@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core.ingest.dataset import GENESIS, check_sale
 from core.models import Attribute, Collection, Sale
 
+# A sale stamped this far ahead of our clock is refused (clocks differ a little); the sync
+# also never moves a checkpoint past its own start.
+FUTURE_TOLERANCE = timedelta(days=1)
+# Decimals a token amount may declare (18 for ETH, 9 for SOL).
+MAX_DECIMALS = 36
 # What parsing one record of a page may raise: the record is skipped, the page kept.
 # (OSError: datetime.fromtimestamp of an absurd stamp raises EOVERFLOW on Linux.)
 RECORD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError)

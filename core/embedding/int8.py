@@ -10,9 +10,10 @@ model key, so they are never compared with float32 ones.
 
 The converted models live under ``<data_dir>/models/<key>/``, keyed by everything the
 float32 model's key holds (weights, layer, input size, pooling, precision ...), written to a
-temporary directory and renamed into place, so a killed conversion leaves nothing half
-written. ``quality.json`` beside them records how the INT8 vectors compared with float32 on
-held-out images: the runtime is used only when that check passed.
+temporary folder and renamed into place (``atomic_dir``), so a killed conversion leaves
+nothing half written, and housekeeping sweeps what it left. ``quality.json`` beside them
+records how the INT8 vectors compared with float32 on held-out images: the runtime is used
+only when that check passed.
 """
 
 from __future__ import annotations
@@ -20,13 +21,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import shutil
 import sys
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +32,7 @@ import numpy as np
 from core.embedding.embedder import l2_normalise
 from core.embedding.vgg16 import VGG16Embedder, preprocess
 from core.errors import ModelError
+from core.storage.files import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +41,6 @@ RUNTIME_TAG = "ov-int8-v1"
 HELD_OUT = 64
 NEIGHBOURS = 10
 BATCH = 32
-STALE_S = 3600
 
 
 @dataclass(frozen=True)
@@ -119,7 +115,7 @@ def convert(reference: VGG16Embedder, images: np.ndarray, directory: Path) -> Qu
     # NNCF draws progress bars on stdout, which `--json` keeps for results: send them to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         quantized = _quantize(nncf, trunk_ov, dataset, len(calibration))
-    with _atomic_dir(directory) as tmp:
+    with atomic_dir(directory) as tmp:
         ov.save_model(quantized, str(tmp / "trunk.xml"))
         ov.save_model(head_ov, str(tmp / "head.xml"))
         runner = _Runner(ov, tmp)
@@ -232,29 +228,3 @@ def _near(vectors: np.ndarray, k: int) -> list[set[int]]:
     similarity = vectors @ vectors.T
     np.fill_diagonal(similarity, -np.inf)
     return [set(row.tolist()) for row in np.argsort(-similarity, axis=1)[:, :k]]
-
-
-@contextmanager
-def _atomic_dir(target: Path) -> Iterator[Path]:
-    """A fresh temporary directory beside ``target``, renamed to it if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # What killed conversions left behind (another process's may still be writing: only
-    # those untouched for an hour go).
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):
-        with contextlib.suppress(OSError):
-            if time.time() - stale.stat().st_mtime > STALE_S:
-                shutil.rmtree(stale, ignore_errors=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            # Another process converting the same model finished first: keep its copy.
-            if not (target / "quality.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

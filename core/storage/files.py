@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,26 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a new empty temporary folder beside ``path`` to fill; on success it replaces
+    ``path`` (a model of several files), on failure it is removed. If another process put a
+    finished ``path`` in place first, that one is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    tmp.mkdir(mode=0o777)
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if not path.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write(path: Path, data: bytes | Iterable[bytes], *, durable: bool = True) -> None:
@@ -91,7 +112,8 @@ def read_capped(path: Path, max_bytes: int) -> bytes | None:
 
 
 def sweep_temp_files(root: Path, older_than_s: float, now: float | None = None) -> int:
-    """Delete ``.part`` files under ``root`` older than ``older_than_s``; return how many.
+    """Delete ``.part`` files and folders under ``root`` older than ``older_than_s``;
+    return how many.
 
     Only old ones: a younger one may belong to a write in progress in another process.
     """
@@ -101,9 +123,13 @@ def sweep_temp_files(root: Path, older_than_s: float, now: float | None = None) 
     removed = 0
     for candidate in root.rglob(f"*{TEMP_SUFFIX}"):
         try:
-            if candidate.is_file() and candidate.stat().st_mtime < cutoff:
+            if candidate.stat().st_mtime >= cutoff:
+                continue
+            if candidate.is_dir():
+                shutil.rmtree(candidate)
+            else:
                 candidate.unlink()
-                removed += 1
+            removed += 1
         except OSError:
             log.debug("could not remove %s", candidate, exc_info=True)
     if removed:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +12,11 @@ import pytest
 from core.app import make_embedder
 from core.config import Settings
 from core.embedding.embedder import Embedder
-from core.embedding.int8 import Int8Embedder, _atomic_dir, model_dir, stored_quality
+from core.embedding.int8 import Int8Embedder, model_dir, stored_quality
 from core.embedding.runtime import choose_embedder
 from core.embedding.vgg16 import VGG16Embedder
 from core.imaging.workers import DecoderPool
+from core.storage.files import atomic_dir
 from tests.datasets import make_settings, punks
 from tests.engines import engine_for
 
@@ -129,7 +129,7 @@ def test_too_few_images_to_calibrate_keep_keras(
 
 def test_a_conversion_that_dies_leaves_no_half_written_model(tmp_path: Path) -> None:
     target = tmp_path / "models" / "m"
-    with pytest.raises(RuntimeError), _atomic_dir(target) as tmp:
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
         (tmp / "trunk.xml").write_text("<half/>")
         raise RuntimeError("killed mid-write")
     assert not target.exists()
@@ -140,12 +140,12 @@ def test_a_conversion_that_dies_leaves_no_half_written_model(tmp_path: Path) -> 
 def test_a_conversion_that_fails_leaves_the_command_on_keras(
     tmp_path: Path, library: Path, decoder: DecoderPool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = _settings(library, weights="none", input_size=40)
-    (settings.data_dir / "models").mkdir(parents=True, exist_ok=True)
+    # A data directory where the models folder cannot be made (a file stands in its way).
+    settings = _settings(tmp_path, weights="none", input_size=40)
+    with engine_for(settings, decoder) as engine:
+        engine.ingester.ingest(punks(tmp_path / "punks", TOKENS), progress=False)
+    (settings.data_dir / "models").write_text("not a folder")
     reference = make_embedder(settings)
-    blocker = model_dir(settings.data_dir, reference)
-    blocker.parent.mkdir(parents=True, exist_ok=True)
-    blocker.with_name(f".{blocker.name}.{os.getpid()}.tmp").write_text("not a directory")
     with engine_for(settings, decoder) as engine, caplog.at_level(logging.INFO):
         chosen = choose_embedder(
             settings, reference, engine.storage, engine.images, decoder, probe=lambda: None

@@ -14,7 +14,13 @@ import pytest
 from core.config import IndexSettings
 from core.errors import ImageError, ImageTooLarge
 from core.search.index import VectorIndex
-from core.storage.files import atomic_path, atomic_write, read_capped, sweep_temp_files
+from core.storage.files import (
+    atomic_dir,
+    atomic_path,
+    atomic_write,
+    read_capped,
+    sweep_temp_files,
+)
 from core.storage.images import ImageStore
 
 
@@ -93,3 +99,20 @@ def test_only_old_temporary_files_are_swept(tmp_path: Path) -> None:
     assert sweep_temp_files(tmp_path, older_than_s=3600) == 1
     assert not old.exists() and young.exists() and other.exists()
     assert sweep_temp_files(tmp_path / "missing", older_than_s=1) == 0
+
+
+def test_a_model_folder_is_replaced_whole_and_a_killed_one_is_swept_later(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "models" / "m"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.bin").write_bytes(b"new")
+    assert (target / "a.bin").read_bytes() == b"new"
+    # What a SIGKILL mid-conversion leaves: a .part folder, swept once it is old.
+    leftover = tmp_path / "models" / ".m.dead.part"
+    leftover.mkdir()
+    (leftover / "half.bin").write_bytes(b"x")
+    os.utime(leftover, (time.time() - 7200, time.time() - 7200))
+
+    assert sweep_temp_files(tmp_path, older_than_s=3600) == 1
+    assert not leftover.exists() and (target / "a.bin").exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,6 +25,7 @@ from core.queries import TokenSubject, parse_collection_target, parse_reference,
 from core.render.chart import EstimateBand, render_price_chart
 from core.render.collage import render_collage, render_strip
 from core.status.report import JobStatus, gather_status
+from core.sync.service import Notify, say
 from core.valuation import SalesValue
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,6 @@ log = logging.getLogger(__name__)
 # Chat answers stay readable and the collage stays small enough to send anywhere.
 MAX_K = 20
 R = TypeVar("R")
-# Posts one progress line to the chat a command came from.
-Notify = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -349,14 +348,14 @@ class LensCommands:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            await _quietly(notify, f"Syncing {slug} failed: {_sentence(exc, log)}")
+            await say(notify, f"Syncing {slug} failed: {_sentence(exc, log)}")
             return
         result = report.collections[0]
         if result.error is not None:
-            await _quietly(notify, f"Syncing {slug} failed: {result.error}")
+            await say(notify, f"Syncing {slug} failed: {result.error}")
             return
         if report.index is None:
-            await _quietly(
+            await say(
                 notify,
                 f"{collection.name} ({slug}): {result.sales_added} new sales stored; its tokens "
                 f"join /similar at the next index run ({report.index_note}).",
@@ -364,7 +363,7 @@ class LensCommands:
             return
         counts = await self._blocking(self.engine.storage.vectors.counts, self.engine.embedder.key)
         more = " More tokens follow with the next syncs." if result.more_tokens_waiting else ""
-        await _quietly(
+        await say(
             notify,
             f"{collection.name} ({slug}) is ready: {result.sales_added} new sales, "
             f"{counts.get(slug, 0)} tokens indexed. /similar and /value can use it now; it "
@@ -424,13 +423,6 @@ class LensCommands:
     async def _render(self, func: Callable[..., R], *args: object, **kwargs: object) -> R:
         async with self._renders:
             return await asyncio.to_thread(func, *args, **kwargs)
-
-
-async def _quietly(notify: Notify, text: str) -> None:
-    try:
-        await notify(text)
-    except Exception:  # the chat may be gone; the sync's outcome is in the log and /status
-        log.warning("could not post a sync progress message", exc_info=True)
 
 
 def _sentence(exc: BaseException, logger: logging.Logger) -> str:

@@ -291,7 +291,7 @@ class Syncer:
         # not get to embed.
         index, note = await self._index(progress, wait_for_index)
         if index is not None:
-            await _say(notify, f"Indexed: {index.summary()}.")
+            await say(notify, f"Indexed: {index.summary()}.")
         rates = await self._rates({c.currency for c in collections})
         return SyncReport(tuple(results), index, note, rates)
 
@@ -379,7 +379,7 @@ class Syncer:
                         await asyncio.to_thread(book.progressed, pk, page.oldest, newest)
                     bar.update(len(page.sales))
                     if counts["pages"] % 20 == 0:
-                        await _say(notify, f"{collection.slug}: {counts['seen']} sales read…")
+                        await say(notify, f"{collection.slug}: {counts['seen']} sales read…")
                 if newest is not None and (checkpoint is None or newest > checkpoint):
                     checkpoint = newest
                 # This stretch is stored whole: the next run starts from here.
@@ -416,7 +416,7 @@ class Syncer:
         waiting = len(todo) > limit
         todo = todo[:limit]
         if todo:
-            await _say(notify, f"{collection.slug}: fetching {len(todo)} new tokens…")
+            await say(notify, f"{collection.slug}: fetching {len(todo)} new tokens…")
         added = failed = 0
         bar = tqdm(
             total=len(todo), desc=f"{collection.slug} tokens", unit="token", leave=False,
@@ -544,7 +544,7 @@ class Syncer:
         return self._marketplaces
 
 
-async def _say(notify: Notify | None, text: str) -> None:
+async def say(notify: Notify | None, text: str) -> None:
     """Progress for whoever asked; a chat that cannot be reached must not stop the sync."""
     if notify is None:
         return

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.shared import PUNKS, WEIGHTS, punk_dataset
 from core.app import make_decoder, make_embedder, open_engine
 from core.config import IndexSettings, load_settings
 from core.embedding.pipeline import embed_stream
@@ -32,10 +33,6 @@ from core.imaging.canonical import canonicalise
 from core.imaging.decode import ImageLimits, decode_image
 from core.imaging.prepare import PrepareSpec
 from core.search.index import VectorIndex
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-WEIGHTS = SHARED / "models" / "vgg16_imagenet_notop.weights.h5"
-PUNKS = SHARED / "data" / "cryptopunks"
 
 
 def throughput(images: int, size: int) -> list[str]:
@@ -108,7 +105,8 @@ def search_latency(dim: int, count: int = 100_000, queries: int = 200) -> list[s
     rows = []
     for name, settings in (
         ("exact", IndexSettings(approximate_above=count)),
-        ("hnsw", IndexSettings(approximate_above=0)),
+        ("ivf", IndexSettings(approximate_above=0)),
+        ("hnsw", IndexSettings(approximate_above=0, approximate="hnsw")),
     ):
         started = time.perf_counter()
         index = VectorIndex.build(keys, vectors, settings)
@@ -130,13 +128,7 @@ def search_latency(dim: int, count: int = 100_000, queries: int = 200) -> list[s
 def similar_latency(size: int, tokens: int = 64, runs: int = 20) -> list[str]:
     work = Path(tempfile.mkdtemp(prefix="nftlens-bench-"))
     try:
-        dataset = work / "dataset"
-        (dataset / "images").mkdir(parents=True)
-        shutil.copy(PUNKS / "collection.json", dataset)
-        lines = (PUNKS / "tokens.jsonl").read_text().splitlines()[:tokens]
-        (dataset / "tokens.jsonl").write_text("\n".join(lines) + "\n")
-        for i in range(tokens):
-            shutil.copy(PUNKS / "images" / f"{i}.png", dataset / "images")
+        dataset = punk_dataset(work / "dataset", tokens)
         env = {"NFTLENS_VGG16_WEIGHTS": str(WEIGHTS), "NFTLENS_DATA_DIR": str(work / "data")}
         settings = load_settings(env=env)
         settings = settings.model_copy(

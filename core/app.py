@@ -163,7 +163,7 @@ def build_engine(
         embedder=embedder,
         settings=settings,
     )
-    indexes = IndexCache(indexer.path, settings.index.hnsw_ef_search)
+    indexes = IndexCache(indexer.path, settings.index)
     # How many embeddings (and index searches) run at once; the rest wait their turn.
     heavy = asyncio.Semaphore(settings.embedding.max_concurrent)
     similar = SimilarService(

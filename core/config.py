@@ -100,9 +100,15 @@ class EmbeddingSettings(_Frozen):
 
 
 class IndexSettings(_Frozen):
-    """FAISS: exact inner product up to ``approximate_above`` vectors, HNSW past it."""
+    """FAISS: exact inner product up to ``approximate_above`` vectors, ``approximate`` past it."""
 
     approximate_above: Annotated[int, Field(ge=0)] = 50_000
+    approximate: Literal["ivf", "hnsw"] = "ivf"
+    # IVF: the shortlist is searched on vectors reduced to pca_dim by PCA, probing nprobe
+    # lists, and rerank_factor × k of it are re-ranked on the full vectors.
+    pca_dim: Annotated[int, Field(ge=16, le=4096)] = 256
+    nprobe: Annotated[int, Field(ge=1, le=4096)] = 16
+    rerank_factor: Annotated[int, Field(ge=1, le=100)] = 5
     hnsw_m: Annotated[int, Field(ge=4, le=128)] = 32
     hnsw_ef_search: Annotated[int, Field(ge=8, le=4096)] = 128
 

@@ -19,7 +19,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from core.config import Settings
+from core.config import IndexSettings, Settings
 from core.embedding.embedder import Embedder
 from core.embedding.pipeline import embed_stream
 from core.errors import IndexBusy, IndexNotReady, LensError
@@ -148,7 +148,7 @@ class Indexer:
         stored = sum(self._vectors.counts(self._embedder.key).values())
         current = self._current_index(stored - len(embedded_pks), stored)
         if current is not None and not embedded_pks:
-            # Nothing new: an HNSW rebuild of a large index takes tens of seconds for nothing.
+            # Nothing new: rebuilding a large index takes tens of seconds for nothing.
             return IndexReport(0, failed, len(current), current.kind, elapsed, "unchanged")
         if (
             current is not None
@@ -191,24 +191,23 @@ class Indexer:
         return results
 
     def _current_index(self, held: int, stored: int) -> VectorIndex | None:
-        """The index file, if it holds exactly ``held`` vectors, in the kind that ``stored``
-        vectors call for."""
+        """The index file, if it holds exactly ``held`` vectors, in the kind (and IVF lists)
+        that ``stored`` vectors call for: an IVF index is retrained when it has grown 4×."""
         if not self.path.is_file():
             return None
         try:
-            index = VectorIndex.load(self.path, self._settings.index.hnsw_ef_search)
+            index = VectorIndex.load(self.path, self._settings.index)
         except RuntimeError:
             return None  # damaged: rebuild it
-        kind = "hnsw" if stored > self._settings.index.approximate_above else "exact"
-        return index if len(index) == held and index.kind == kind else None
+        return index if len(index) == held and index.suits(stored, self._settings.index) else None
 
 
 class IndexCache:
     """Loads the index file once and again only when ``index`` has replaced it."""
 
-    def __init__(self, path: Path, ef_search: int) -> None:
+    def __init__(self, path: Path, settings: IndexSettings) -> None:
         self._path = path
-        self._ef_search = ef_search
+        self._settings = settings
         self._stamp: tuple[int, int] | None = None
         self._index: VectorIndex | None = None
         # Two threads seeing a new file at once load it once, not twice (it can be GBs).
@@ -228,7 +227,7 @@ class IndexCache:
         stamp = (stat.st_mtime_ns, stat.st_size)
         if self._index is None or stamp != self._stamp:
             try:
-                self._index = VectorIndex.load(self._path, self._ef_search)
+                self._index = VectorIndex.load(self._path, self._settings)
             except RuntimeError as exc:
                 raise LensError(
                     "The similarity index file is damaged; run 'index' again."

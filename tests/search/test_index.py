@@ -1,4 +1,5 @@
-"""VectorIndex checked against brute-force numpy search: exact, HNSW, filtered, saved, loaded."""
+"""VectorIndex checked against brute-force numpy search: exact, IVF, HNSW, filtered, saved,
+loaded."""
 
 from __future__ import annotations
 
@@ -9,30 +10,48 @@ import pytest
 
 from core.config import IndexSettings
 from core.embedding.embedder import l2_normalise
-from core.search.index import VectorIndex
+from core.search import index as index_module
+from core.search.index import VectorIndex, ivf_lists, kind_for
 
 N, DIM, K = 2000, 32, 10
 EXACT = IndexSettings(approximate_above=50_000)
 # HNSW with the shipped graph settings (hnsw_m 32, ef_search 128), forced on at any size.
-HNSW = IndexSettings(approximate_above=0, hnsw_m=32, hnsw_ef_search=128)
+HNSW = IndexSettings(approximate_above=0, approximate="hnsw", hnsw_m=32, hnsw_ef_search=128)
+# The shipped IVF settings, forced on at any size (no PCA at 32 dimensions).
+IVF = IndexSettings(approximate_above=0)
+KINDS = ["exact", "ivf", "hnsw"]
+APPROXIMATE = ["ivf", "hnsw"]
+# 8-bit codes of unit vectors: each coordinate within about 1/255 of its range.
+CODE_TOLERANCE = 0.02
+
+
+def structured(count: int, dim: int, seed: int = 3) -> np.ndarray:
+    """Unit vectors in families with a falling spectrum: what PCA is for (embeddings are)."""
+    rng = np.random.default_rng(seed)
+    scale = (np.arange(1, dim + 1) + 2.0) ** -1.5
+    centres = rng.standard_normal((count // 20, dim))
+    families = rng.integers(0, len(centres), count)
+    noise = 0.3 * rng.standard_normal((count, dim))
+    return l2_normalise((centres[families] + noise) * scale + 0.2)
 
 
 @pytest.fixture(scope="module")
 def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random unit vectors under scattered (non-contiguous) keys, and random unit queries."""
+    """Unit vectors shaped like embeddings under scattered (non-contiguous) keys, and queries
+    from the same families (new look-alikes, not copies)."""
     rng = np.random.default_rng(42)
     keys = rng.choice(10**9, size=N, replace=False).astype(np.int64)
-    vectors = l2_normalise(rng.standard_normal((N, DIM)))
-    queries = l2_normalise(rng.standard_normal((50, DIM)))
-    return keys, vectors, queries
+    drawn = structured(N + 50, DIM)
+    return keys, drawn[:N], drawn[N:]
 
 
 @pytest.fixture(scope="module")
 def built(data: tuple[np.ndarray, ...]) -> dict[str, VectorIndex]:
-    """Both kinds over the same data, built once: building HNSW is the slow part."""
+    """Every kind over the same data, built once: building HNSW is the slow part."""
     keys, vectors, _ = data
     return {
         "exact": VectorIndex.build(keys, vectors, EXACT),
+        "ivf": VectorIndex.build(keys, vectors, IVF),
         "hnsw": VectorIndex.build(keys, vectors, HNSW),
     }
 
@@ -65,21 +84,24 @@ def test_exact_search_equals_brute_force(
     np.testing.assert_allclose(scores, want_scores, atol=1e-5)
 
 
-def test_hnsw_recall_against_brute_force(
-    data: tuple[np.ndarray, ...], built: dict[str, VectorIndex]
+@pytest.mark.parametrize("kind", APPROXIMATE)
+def test_approximate_recall_against_brute_force(
+    data: tuple[np.ndarray, ...], built: dict[str, VectorIndex], kind: str
 ) -> None:
     keys, vectors, queries = data
-    index = built["hnsw"]
+    index = built[kind]
 
     scores, found = index.search(queries, K)
 
-    _, want_keys = brute_force(keys, vectors, queries, K)
-    assert index.kind == "hnsw"
+    want_scores, want_keys = brute_force(keys, vectors, queries, K)
+    assert index.kind == kind
     assert recall(found, want_keys) >= 0.95
     assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
+    # Scores are cosines whatever the kind (IVF ranks by L2 and converts).
+    np.testing.assert_allclose(scores[:, 0], want_scores[:, 0], atol=CODE_TOLERANCE)
 
 
-@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("share", [0.1, 0.01], ids=["10%", "1%"])
 def test_filter_equals_brute_force_over_the_subset(
     data: tuple[np.ndarray, ...], built: dict[str, VectorIndex], kind: str, share: float
@@ -99,7 +121,7 @@ def test_filter_equals_brute_force_over_the_subset(
         assert recall(found, want) >= 0.95
 
 
-@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_very_selective_filter(
     data: tuple[np.ndarray, ...], built: dict[str, VectorIndex], kind: str
 ) -> None:
@@ -111,9 +133,13 @@ def test_very_selective_filter(
     scores, found = index.search(queries, K, allowed=keys[chosen])
 
     want_scores, want = brute_force(keys[chosen], vectors[chosen], queries, 3)
+    assert (found[:, 3:] == -1).all()
+    if kind == "ivf":  # compared on 8-bit codes: near ties may swap
+        assert (np.sort(found[:, :3], axis=1) == np.sort(want, axis=1)).all()
+        np.testing.assert_allclose(scores[:, :3], want_scores, atol=CODE_TOLERANCE)
+        return
     np.testing.assert_array_equal(found[:, :3], want)
     np.testing.assert_allclose(scores[:, :3], want_scores, atol=1e-5)
-    assert (found[:, 3:] == -1).all()
 
 
 def test_filter_with_keys_not_in_the_index(
@@ -148,18 +174,19 @@ def test_empty_index() -> None:
     assert found.shape == (1, 0) and scores.shape == (1, 0)
 
 
-@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_vector_lookup(
     data: tuple[np.ndarray, ...], built: dict[str, VectorIndex], kind: str
 ) -> None:
     keys, vectors, _ = data
     index = built[kind]
 
-    np.testing.assert_allclose(index.vector(int(keys[17])), vectors[17])  # type: ignore[arg-type]
+    tolerance = CODE_TOLERANCE if kind == "ivf" else 1e-7
+    np.testing.assert_allclose(index.vector(int(keys[17])), vectors[17], atol=tolerance)  # type: ignore[arg-type]
     assert index.vector(-1) is None
 
 
-@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_save_load_round_trip(
     tmp_path: Path, data: tuple[np.ndarray, ...], built: dict[str, VectorIndex], kind: str
 ) -> None:
@@ -168,7 +195,7 @@ def test_save_load_round_trip(
     path = tmp_path / "nested" / "index.faiss"
 
     index.save(path)
-    loaded = VectorIndex.load(path, HNSW.hnsw_ef_search)
+    loaded = VectorIndex.load(path, IVF if kind == "ivf" else HNSW)
 
     assert (loaded.kind, len(loaded), loaded.dim) == (index.kind, N, DIM)
     for allowed in (None, keys[:100]):
@@ -226,3 +253,86 @@ def test_hnsw_filter_on_a_small_collection_keeps_recall() -> None:
 
     _, want = brute_force(keys[chosen], vectors[chosen], queries, K)
     assert recall(found, want) >= 0.95
+
+
+def test_ivf_with_pca_keeps_recall_and_survives_a_round_trip(tmp_path: Path) -> None:
+    vectors = structured(3000, 64)
+    keys = np.arange(3000, dtype=np.int64) * 5 + 1
+    queries = l2_normalise(vectors[:40] + 0.01)
+    settings = IndexSettings(approximate_above=1000, pca_dim=16)
+    index = VectorIndex.build(keys, vectors, settings)
+
+    scores, found = index.search(queries, K)
+
+    assert index.kind == "ivf" and index.lists == ivf_lists(3000)
+    _, want = brute_force(keys, vectors, queries, K)
+    assert recall(found, want) >= 0.95
+    index.save(tmp_path / "ivf.faiss")
+    loaded = VectorIndex.load(tmp_path / "ivf.faiss", settings)
+    again_scores, again = loaded.search(queries, K)
+    np.testing.assert_array_equal(again, found)
+    np.testing.assert_allclose(again_scores, scores)
+
+
+def test_ivf_filter_through_the_probe_and_its_fallback(
+    data: tuple[np.ndarray, ...], built: dict[str, VectorIndex], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past EXACT_FILTER_MIN keys the filter rides the IVF probe; when the probed lists hold
+    fewer allowed keys than asked for, every allowed key is compared instead."""
+    keys, vectors, queries = data
+    index = built["ivf"]
+    monkeypatch.setattr(index_module, "EXACT_FILTER_MIN", 0)
+    rng = np.random.default_rng(11)
+    wide = rng.choice(N, size=N // 2, replace=False)
+    narrow = rng.choice(N, size=12, replace=False)
+
+    _, found_wide = index.search(queries, K, allowed=keys[wide])
+    _, found_narrow = index.search(queries, K, allowed=keys[narrow])
+
+    assert set(found_wide.ravel().tolist()) <= set(keys[wide].tolist())
+    assert recall(found_wide, brute_force(keys[wide], vectors[wide], queries, K)[1]) >= 0.95
+    _, want_narrow = brute_force(keys[narrow], vectors[narrow], queries, K)
+    assert (found_narrow >= 0).all()
+    assert recall(found_narrow, want_narrow) >= 0.95
+
+
+def test_ivf_add_is_searchable_and_filterable(data: tuple[np.ndarray, ...]) -> None:
+    keys, vectors, queries = data
+    index = VectorIndex.build(keys[:1500], vectors[:1500], IVF)
+
+    index.add(keys[1500:], vectors[1500:])
+
+    assert len(index) == N and index.holds(int(keys[-1]))
+    _, found = index.search(queries, K)
+    assert recall(found, brute_force(keys, vectors, queries, K)[1]) >= 0.95
+    _, only_new = index.search(queries, 3, allowed=keys[-3:])
+    assert (np.sort(only_new, axis=1) == np.sort(keys[-3:])).all()
+
+
+def test_the_kind_and_ivf_lists_follow_the_size() -> None:
+    settings = IndexSettings(approximate_above=50_000)
+    assert kind_for(50_000, settings) == "exact"
+    assert kind_for(50_001, settings) == "ivf"
+    assert kind_for(50_001, settings.model_copy(update={"approximate": "hnsw"})) == "hnsw"
+    assert ivf_lists(1_000_000) == 4096 and ivf_lists(250_000) == 2048
+    assert ivf_lists(1) == 1 and ivf_lists(100) == 2
+    sizes = [10**3, 10**4, 10**5, 10**6, 10**7]
+    lists = [ivf_lists(n) for n in sizes]
+    assert lists == sorted(lists)
+    # Every list trains on enough points.
+    per_list = index_module.TRAIN_PER_LIST
+    assert all(n >= held * per_list for n, held in zip(sizes, lists, strict=True))
+
+
+def test_an_ivf_index_suits_its_size_until_it_needs_more_lists(
+    data: tuple[np.ndarray, ...],
+) -> None:
+    keys, vectors, _ = data
+    settings = IndexSettings(approximate_above=100)
+    index = VectorIndex.build(keys[:500], vectors[:500], settings)
+
+    assert index.kind == "ivf" and index.suits(500, settings)
+    assert index.suits(600, settings)  # a sync's additions: add, do not rebuild
+    assert not index.suits(4 * 500, settings)  # grown 4×: more lists, rebuild
+    assert not index.suits(50, settings)  # shrunk below the threshold: exact
+    assert not index.suits(500, settings.model_copy(update={"approximate": "hnsw"}))

@@ -214,8 +214,35 @@ def test_one_collection_at_a_time(
     assert (rest.embedded, rest.indexed) == (TOKENS, TOKENS + 6)
 
 
+def test_a_large_index_is_ivf_and_grows_by_adding_until_it_needs_more_lists(
+    tmp_path: Path, settings: Settings, decoder: DecoderPool
+) -> None:
+    """Past ``approximate_above`` the index is IVF; a sync's few new tokens are added to it,
+    and only growth that calls for more lists retrains it."""
+    settings = settings.model_copy(
+        update={"index": settings.index.model_copy(update={"approximate_above": 10})}
+    )
+    with engine_for(settings, decoder) as engine:
+        add(engine, punks(tmp_path / "punks", count=TOKENS))
+        embedder = FakeEmbedder()
+
+        first = build_index(engine, embedder)
+        add(engine, moonbirds(tmp_path / "birds", count=10))
+        grown = build_index(engine, embedder)
+        add(engine, punks(tmp_path / "more", count=90))  # 20 → 100 tokens: 2 lists
+        retrained = build_index(engine, embedder)
+
+        assert (first.kind, first.mode, first.indexed) == ("ivf", "rebuilt", TOKENS)
+        assert (grown.kind, grown.mode, grown.indexed) == ("ivf", "added", TOKENS + 10)
+        index = VectorIndex.load(index_file(settings), settings.index)
+        assert (retrained.mode, len(index), index.lists) == ("rebuilt", 100, 2)
+        bird = engine.storage.catalog.token("moonbirds", "3")
+        _, found = index.search(index.vector(bird.pk), 1)  # type: ignore[arg-type]
+        assert found[0, 0] == bird.pk
+
+
 def test_index_cache_follows_the_file(engine: Engine, store: Storage, settings: Settings) -> None:
-    cache = IndexCache(index_file(settings), settings.index.hnsw_ef_search)
+    cache = IndexCache(index_file(settings), settings.index)
     with pytest.raises(IndexNotReady, match="python -m core index"):
         cache.get()
 

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
+
+# scikit-learn and scipy.optimize are imported where they are used: loading them costs every
+# command about 1.5 s of start-up (core.app builds the digest service), and only a
+# re-clustering needs them.
 
 SEED = 0
 N_INIT = 4
@@ -47,6 +48,8 @@ def fit(vectors: np.ndarray, k: int, k_min: int, k_max: int) -> Fit:
         k = min(k, n)
         labels, centroids = _kmeans(vectors, k)
         return Fit(labels, centroids, k, {})
+    from sklearn.metrics import silhouette_score
+
     scores: dict[int, float] = {}
     fits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     sample = _sample(n)
@@ -72,6 +75,8 @@ def keep_ids(
     """Ids for the new clusters: ``old`` and ``new_labels`` map token -> cluster. A new
     cluster takes the id of the old one it shares most tokens with (one to one, at least
     ``MIN_OVERLAP`` of the smaller); the others get ids never used before."""
+    from scipy.optimize import linear_sum_assignment
+
     old_ids = sorted(set(old.values()))
     if not old_ids:
         return {i: i for i in range(new_count)}
@@ -106,6 +111,8 @@ def nearest(vectors: np.ndarray, centroids: Mapping[int, np.ndarray]) -> list[in
 
 
 def _kmeans(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.cluster import KMeans
+
     model = KMeans(n_clusters=k, n_init=N_INIT, random_state=SEED)
     labels = model.fit_predict(vectors.astype(np.float64))
     return labels.astype(np.int64), model.cluster_centers_.astype(np.float32)

@@ -21,11 +21,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
-from sklearn.ensemble import HistGradientBoostingRegressor
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+# scikit-learn is imported where a model is fitted: loading it costs every command about a
+# second of start-up, and a stored model brings it along when unpickled.
 
 from core.pricing.features import ALL_FEATURES, GROUPS
 
@@ -135,6 +140,8 @@ def fit_projection(embeddings: np.ndarray) -> tuple[np.ndarray | None, np.ndarra
     """Principal components of a collection's embeddings (``None`` without enough of them)."""
     if embeddings.ndim != 2 or len(embeddings) <= PCA_DIMS:
         return None, None
+    from sklearn.decomposition import PCA
+
     pca = PCA(PCA_DIMS, random_state=0).fit(embeddings)
     return pca.components_.astype(np.float32), pca.mean_.astype(np.float32)
 
@@ -184,6 +191,8 @@ def fit(
 def _bagged(
     matrix: np.ndarray, target: np.ndarray, rows: np.ndarray, bags: int, seed: int
 ) -> list[HistGradientBoostingRegressor]:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     rng = np.random.default_rng(seed)
     models = []
     for bag in range(bags):

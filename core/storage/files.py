@@ -58,6 +58,11 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp.mkdir(mode=0o777)
     try:
         yield tmp
+        # On disk before the rename: after a power cut a model folder must be whole or
+        # absent (zeroed weights would still load, and embed garbage).
+        for item in sorted(tmp.rglob("*"), reverse=True):
+            _fsync(item)
+        _fsync(tmp)
         shutil.rmtree(path, ignore_errors=True)
         try:
             os.replace(tmp, path)
@@ -66,6 +71,15 @@ def atomic_dir(path: Path) -> Iterator[Path]:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') writes to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes | Iterable[bytes], *, durable: bool = True) -> None:

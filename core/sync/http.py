@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Larger JSON pages than this are refused rather than read into memory.
 MAX_BODY_BYTES = 32 << 20
+# Pages larger than this are parsed in a worker thread.
+PARSE_ON_LOOP_BYTES = 256 << 10
 RETRY_STATUSES = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
 
 
@@ -193,6 +195,13 @@ class ApiClient:
             raise _Retry("timed out") from exc
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise _Retry(f"connection failed ({type(exc).__name__})") from exc
+        if len(body) <= PARSE_ON_LOOP_BYTES:
+            return self._parse(body, parse)
+        # Parsing a page of megabytes takes tens of milliseconds: not on the bot's loop.
+        return await asyncio.to_thread(self._parse, body, parse)
+
+    @staticmethod
+    def _parse(body: bytes, parse: Callable[[Any], T]) -> T:
         try:
             data = json.loads(body, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as exc:

@@ -116,3 +116,28 @@ def test_a_model_folder_is_replaced_whole_and_a_killed_one_is_swept_later(
 
     assert sweep_temp_files(tmp_path, older_than_s=3600) == 1
     assert not leftover.exists() and (target / "a.bin").exists()
+
+
+def test_a_model_folder_reaches_the_disk_before_it_is_renamed_into_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a power cut the folder must be whole or absent: every file and the folder itself
+    are synced while still under their temporary name."""
+    target = tmp_path / "models" / "m"
+    synced: list[tuple[str, bool]] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), target.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    with atomic_dir(target) as tmp:
+        (tmp / "trunk.bin").write_bytes(b"weights")
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "head.bin").write_bytes(b"head")
+
+    names = [Path(path).relative_to(tmp_path / "models").parts[1:] for path, _ in synced]
+    assert sorted(names) == [(), ("sub",), ("sub", "head.bin"), ("trunk.bin",)]
+    assert not any(existed for _, existed in synced)  # all before the rename
+    assert (target / "sub" / "head.bin").read_bytes() == b"head"

@@ -12,19 +12,21 @@ The converted models live under ``<data_dir>/models/<key>/``, keyed by everythin
 float32 model's key holds (weights, layer, input size, pooling, precision ...), written to a
 temporary folder and renamed into place (``atomic_dir``), so a killed conversion leaves
 nothing half written, and housekeeping sweeps what it left. ``quality.json`` beside them
-records how the INT8 vectors compared with float32 on held-out images: the runtime is used
-only when that check passed.
+records how the INT8 vectors compared with float32 on held-out images (the runtime is used
+only when that check passed) and a digest of the model files, which ends the model key.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import logging
+import re
 import sys
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ RUNTIME_TAG = "ov-int8-v1"
 HELD_OUT = 64
 NEIGHBOURS = 10
 BATCH = 32
+MODEL_FILES = ("trunk.xml", "trunk.bin", "head.xml", "head.bin")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ class Quality:
     mean_cosine: float
     # Share of each image's 10 nearest neighbours (among the held-out images) kept.
     neighbours_kept: float
+    # A digest of the converted model files; part of the model key, so a model converted
+    # again (other calibration images, another NNCF) never shares vectors with this one.
+    # Empty for conversions made before it was recorded (their key stays as it was).
+    fingerprint: str = ""
 
     def passes(self, min_cosine: float, min_neighbours: float) -> bool:
         return self.min_cosine >= min_cosine and self.neighbours_kept >= min_neighbours
@@ -99,6 +106,10 @@ def stored_quality(directory: Path) -> Quality | None:
     numbers = (quality.images, quality.min_cosine, quality.mean_cosine, quality.neighbours_kept)
     if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
         return None
+    if not isinstance(quality.fingerprint, str) or not re.fullmatch(
+        r"[0-9a-f]{0,64}", quality.fingerprint
+    ):
+        return None
     return quality
 
 
@@ -123,8 +134,20 @@ def convert(reference: VGG16Embedder, images: np.ndarray, directory: Path) -> Qu
         ov.save_model(head_ov, str(tmp / "head.xml"))
         runner = _Runner(ov, tmp)
         quality = _quality(reference.embed_batch(held_out), runner.embed(held_out))
+        quality = replace(quality, fingerprint=_fingerprint(tmp))
         (tmp / "quality.json").write_text(json.dumps(asdict(quality)), encoding="utf-8")
     return quality
+
+
+def _fingerprint(directory: Path) -> str:
+    """A short digest of the model files (names and bytes)."""
+    digest = hashlib.sha256()
+    for name in MODEL_FILES:
+        digest.update(name.encode())
+        with (directory / name).open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:10]
 
 
 def _quantize(nncf: Any, model: Any, dataset: Any, size: int) -> Any:
@@ -147,15 +170,17 @@ def _quantize(nncf: Any, model: Any, dataset: Any, size: int) -> Any:
 class Int8Embedder:
     """The ``Embedder`` over a converted model directory (see ``convert``)."""
 
-    def __init__(self, reference: VGG16Embedder, directory: Path) -> None:
+    def __init__(self, reference: VGG16Embedder, directory: Path, fingerprint: str = "") -> None:
         self._reference = reference
         self._directory = directory
+        self._fingerprint = fingerprint
         self._runner: _Runner | None = None
         self._lock = threading.Lock()
 
     @property
     def key(self) -> str:
-        return f"{self._reference.key}-{RUNTIME_TAG}"
+        key = f"{self._reference.key}-{RUNTIME_TAG}"
+        return f"{key}-{self._fingerprint}" if self._fingerprint else key
 
     @property
     def dim(self) -> int:

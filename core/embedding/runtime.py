@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -24,9 +26,13 @@ from core.imaging.decode import ImageLimits
 from core.imaging.prepare import PrepareSpec
 from core.imaging.workers import ImageDecoder
 from core.storage import Storage
+from core.storage.files import atomic_write
 from core.storage.images import ImageStore
 
 log = logging.getLogger(__name__)
+
+# A failed conversion costs each start a minute; it is tried again after this long.
+RETRY_FAILED_S = 24 * 3600
 
 Probe = Callable[[], str | None]
 
@@ -58,6 +64,17 @@ def choose_embedder(
         return reference
     quality = stored_quality(directory)
     if quality is None:
+        failed = _recent_failure(directory)
+        if failed is not None:
+            log.log(
+                level,
+                "embedding with Keras float32: the INT8 conversion failed less than %d hours "
+                "ago (%s); it is tried again after that, or at once if %s is deleted",
+                RETRY_FAILED_S // 3600,
+                failed,
+                _failure_marker(directory),
+            )
+            return reference
         views = calibration_views(settings, storage, images, decoder, reference.input_size)
         needed = cfg.calibration_images // 2
         if len(views) < needed:
@@ -79,7 +96,9 @@ def choose_embedder(
                 exc,
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
+            _remember_failure(directory, f"{type(exc).__name__}: {exc}")
             return reference
+        _failure_marker(directory).unlink(missing_ok=True)
     if not quality.passes(cfg.int8_min_cosine, cfg.int8_min_neighbours):
         log.log(
             level,
@@ -89,7 +108,7 @@ def choose_embedder(
             quality.neighbours_kept,
         )
         return reference
-    chosen = Int8Embedder(reference, directory)
+    chosen = Int8Embedder(reference, directory, quality.fingerprint)
     if not embeds:
         return chosen
     try:
@@ -133,6 +152,31 @@ def calibration_views(
         if not isinstance(item, LensError) and item.canonical is not None
     ]
     return np.stack(views) if views else np.empty((0, size, size, 3), dtype=np.uint8)
+
+
+def _failure_marker(directory: Path) -> Path:
+    return directory.with_name(f"{directory.name}.failed")
+
+
+def _recent_failure(directory: Path) -> str | None:
+    """What the last conversion's failure said, if it failed within RETRY_FAILED_S."""
+    marker = _failure_marker(directory)
+    try:
+        age = time.time() - marker.stat().st_mtime
+        said = marker.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if age >= RETRY_FAILED_S:
+        return None
+    return said.strip()[:300] or "no reason recorded"
+
+
+def _remember_failure(directory: Path, reason: str) -> None:
+    """Best effort: a folder that cannot be written to is often why it failed."""
+    try:
+        atomic_write(_failure_marker(directory), reason.encode("utf-8"), durable=False)
+    except OSError:
+        log.debug("could not record the failed conversion", exc_info=True)
 
 
 def _say_if_switching(storage: Storage, old: str, new: str) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +15,7 @@ import pytest
 
 from core.app import make_embedder
 from core.config import Settings
+from core.embedding import runtime
 from core.embedding.embedder import Embedder
 from core.embedding.int8 import Int8Embedder, model_dir, stored_quality
 from core.embedding.runtime import choose_embedder
@@ -78,10 +83,13 @@ def test_int8_is_converted_once_checked_and_close_to_keras(
         pytest.skip("the real VGG16 weights are not in ../shared/models")
     settings, reference, chosen = _choose(library, decoder)
     assert isinstance(chosen, Int8Embedder)
-    assert chosen.key == f"{reference.key}-ov-int8-v1" and chosen.dim == reference.dim
     directory = model_dir(settings.data_dir, reference)
     quality = stored_quality(directory)
     assert quality is not None and quality.images == 64
+    # The key names the converted files: a model converted again never shares vectors.
+    assert re.fullmatch(r"[0-9a-f]{10}", quality.fingerprint)
+    assert chosen.key == f"{reference.key}-ov-int8-v1-{quality.fingerprint}"
+    assert chosen.dim == reference.dim
     assert quality.min_cosine >= 0.995 and quality.neighbours_kept >= 0.9
     stamp = (directory / "trunk.bin").stat().st_mtime_ns
 
@@ -152,3 +160,54 @@ def test_a_conversion_that_fails_leaves_the_command_on_keras(
         )
     assert chosen is reference
     assert "the INT8 conversion failed" in caplog.text
+
+
+def test_a_conversion_made_before_fingerprints_keeps_its_key(tmp_path: Path) -> None:
+    """quality.json without a fingerprint (an earlier version's conversion) still counts,
+    under the key its vectors were stored with; a malformed fingerprint does not."""
+    directory = tmp_path / "m"
+    directory.mkdir()
+    legacy = {"images": 64, "min_cosine": 0.999, "mean_cosine": 0.9995, "neighbours_kept": 0.99}
+    (directory / "quality.json").write_text(json.dumps(legacy))
+    reference = make_embedder(_settings(tmp_path, weights="none"))
+
+    quality = stored_quality(directory)
+
+    assert quality is not None and quality.fingerprint == ""
+    assert Int8Embedder(reference, directory, quality.fingerprint).key == (
+        f"{reference.key}-ov-int8-v1"
+    )
+    (directory / "quality.json").write_text(json.dumps({**legacy, "fingerprint": "../x"}))
+    assert stored_quality(directory) is None
+
+
+def test_a_failed_conversion_is_not_retried_at_every_start(
+    tmp_path: Path,
+    library: Path,
+    decoder: DecoderPool,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tries: list[int] = []
+
+    def failing_convert(*args: object) -> None:
+        tries.append(1)
+        raise RuntimeError("the converter ran out of memory")
+
+    monkeypatch.setattr(runtime, "convert", failing_convert)
+    settings, reference, chosen = _choose(library, decoder, weights="none", input_size=56)
+    assert chosen is reference and len(tries) == 1
+    marker = model_dir(settings.data_dir, reference).with_name(
+        model_dir(settings.data_dir, reference).name + ".failed"
+    )
+    assert "ran out of memory" in marker.read_text()
+
+    with caplog.at_level(logging.INFO):
+        _, _, again = _choose(library, decoder, weights="none", input_size=56)
+    assert again is not None and len(tries) == 1  # not tried again so soon
+    assert "it is tried again after that" in caplog.text and "ran out of memory" in caplog.text
+
+    day_ago = time.time() - runtime.RETRY_FAILED_S - 60
+    os.utime(marker, (day_ago, day_ago))
+    _choose(library, decoder, weights="none", input_size=56)
+    assert len(tries) == 2

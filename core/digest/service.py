@@ -91,12 +91,14 @@ class DigestService:
         stored = storage.digests.clustering(collection_pk, self._model_key)
         now = self._clock()
         dims = {len(v) for v in stored.centroids.values()}
+        # Growth counts from the last fit: tokens that joined a cluster since were not fitted.
+        fitted = stored.fitted_tokens if stored.fitted_tokens is not None else len(stored.members)
         stale = (
             force
             or not stored.centroids
             or stored.created_at is None
             or now - stored.created_at > timedelta(days=cfg.recluster_days)
-            or len(keys) > len(stored.members) * (1 + cfg.recluster_growth)
+            or len(keys) > fitted * (1 + cfg.recluster_growth)
             or (len(keys) and dims != {vectors.shape[1]})
         )
         if not len(keys):

@@ -21,6 +21,8 @@ class StoredClustering:
     # token row id -> cluster id
     members: Mapping[int, int]
     created_at: datetime | None
+    # Tokens the last full clustering was fitted on (None: made before this was recorded).
+    fitted_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class DigestBook:
             },
             members={int(pk): int(cluster) for pk, cluster in members},
             created_at=min((row.created_at for row in rows), default=None),
+            fitted_tokens=rows[0].fitted_tokens if rows else None,
         )
 
     def replace_clustering(
@@ -74,7 +77,8 @@ class DigestBook:
         members: Mapping[int, int],
         at: datetime,
     ) -> None:
-        """A full re-clustering, in one transaction: readers see the old one or the new."""
+        """A full re-clustering of ``members``, in one transaction: readers see the old one or
+        the new."""
         c, m, t = schema.clusters, schema.cluster_members, schema.tokens
         tokens = select(t.c.id).where(t.c.collection_id == collection_pk)
         with self._db.writing() as conn:
@@ -92,7 +96,7 @@ class DigestBook:
                     [
                         {"collection_id": collection_pk, "model_key": model_key,
                          "cluster_id": cid, "centroid": np.asarray(v, np.float32).tobytes(),
-                         "created_at": at}
+                         "created_at": at, "fitted_tokens": len(members)}
                         for cid, v in centroids.items()
                     ],
                 )  # fmt: skip

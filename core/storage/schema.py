@@ -195,6 +195,8 @@ clusters = Table(
     Column("cluster_id", Integer, primary_key=True),
     Column("centroid", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Tokens the k-means was fitted on (tokens joined since are members, not fitted).
+    Column("fitted_tokens", Integer),
 )
 
 cluster_members = Table(

@@ -62,6 +62,25 @@ def test_a_cluster_keeps_its_id_across_re_clusterings(built: Built, tmp_path: Pa
     assert _by_group(built, after.members) == before
 
 
+def test_growth_since_the_last_fit_brings_a_re_clustering(built: Built) -> None:
+    """recluster_growth (20%) counts from the tokens the clustering was fitted on, not from
+    its members: tokens that joined in between must not push the threshold away."""
+    service = built.engine.digests
+    assert service.cluster(SLUG, force=True).reclustered  # fitted on 36
+    rng = np.random.default_rng(9)
+    add_tokens(built.engine, 0, [str(200 + i) for i in range(5)], rng)
+    assert not service.cluster(SLUG).reclustered  # 41 of 36 fitted: they join
+    add_tokens(built.engine, 2, [str(300 + i) for i in range(5)], rng)
+
+    grown = service.cluster(SLUG)  # 46 > 36 × 1.2
+
+    assert grown.reclustered and len(grown.members) == 46
+    stored = built.engine.storage.digests.clustering(
+        built.engine.storage.catalog.collection_pk(SLUG), built.engine.embedder.key
+    )
+    assert stored.fitted_tokens == 46
+
+
 def test_matching_by_shared_tokens_renames_permuted_clusters_and_numbers_new_ones() -> None:
     old = {1: 7, 2: 7, 3: 9, 4: 9, 5: 9}
     # The same two groups under swapped labels, plus a new group of unseen tokens.

@@ -271,3 +271,54 @@ def test_a_database_made_by_the_previous_version_gains_sync_and_digests_keeping_
         assert list(storage.digests.clustering(pk, "m").centroids) == [3]
     finally:
         storage.close()
+
+
+def test_a_database_made_by_the_previous_version_keeps_its_clusters(database_url: str) -> None:
+    # The previous release stopped at 0005 (sync and digests).
+    database = Database.connect(database_url)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        assert migrate(database, target="0005").after == "0005"
+        with database.writing() as conn:
+            conn.execute(
+                insert(schema.collections).values(
+                    id=1, slug="apes", name="Apes", chain="ethereum", contract="0xbc4c",
+                    currency="ETH", marketplace="opensea",
+                )
+            )  # fmt: skip
+            conn.execute(
+                insert(schema.tokens),
+                [
+                    {"id": n, "collection_id": 1, "token_id": str(n),
+                     "image_sha256": f"{n:064x}", "image_path": f"{n}.png",
+                     "attributes_json": "[]"}
+                    for n in (1, 2)
+                ],
+            )  # fmt: skip
+            conn.execute(
+                text(
+                    "INSERT INTO clusters (collection_id, model_key, cluster_id, centroid,"
+                    " created_at) VALUES (1, 'm', 4, :centroid, :at)"
+                ),
+                {"centroid": np.ones(4, np.float32).tobytes(), "at": at},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO cluster_members (token_pk, model_key, cluster_id)"
+                    " VALUES (1, 'm', 4), (2, 'm', 4)"
+                )
+            )
+    finally:
+        database.close()
+
+    storage = Storage.open(database_url)
+    try:
+        assert storage.migration is not None
+        assert (storage.migration.before, storage.migration.after) == ("0005", head_revision())
+        kept = storage.digests.clustering(1, "m")
+        assert list(kept.centroids) == [4] and kept.members == {1: 4, 2: 4}
+        assert kept.fitted_tokens is None  # unknown until the next full clustering
+        storage.digests.replace_clustering(1, "m", {4: np.ones(4, np.float32)}, {1: 4}, at)
+        assert storage.digests.clustering(1, "m").fitted_tokens == 1
+    finally:
+        storage.close()

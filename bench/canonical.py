@@ -2,9 +2,10 @@
 
     python -m bench.canonical [--n 300] [--repeat 10]
 
-Compares the mask work at the old working side (images reduced only above 1,024 px) with
-today's (``REDUCE_ABOVE`` and ``WORK_SIDE``) in one run: images/s on one core for 512 and
-1,000 px art (opaque on a flat backdrop, and transparent), and screenshot recall@1
+Compares the mask work at the old working sides (images reduced only above 1,024 px; then
+reduced to 256 px) with today's (``REDUCE_ABOVE`` and ``WORK_SIDE``) in one run: images/s
+on one core for 512 and 1,000 px art (opaque on a flat backdrop, and transparent), and
+screenshot recall@1
 (bench/screenshots.py, Keras float32 at 96 px with the real weights) on ``--n`` punks and
 ``--n`` Moonbirds.
 """
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 WEIGHTS = SHARED / "models" / "vgg16_imagenet_notop.weights.h5"
 OLD_WORK_SIDE = 1024
+CANON_V3_WORK_SIDE = 256
 
 
 def art(side: int, transparent: bool) -> Image.Image:
@@ -75,8 +77,15 @@ def main() -> None:
 
     rows = []
     settings = (
-        (f"above {OLD_WORK_SIDE} px to {OLD_WORK_SIDE} (before)", (OLD_WORK_SIDE, OLD_WORK_SIDE)),
-        (f"above {today[0]} px to {today[1]}", today),
+        (
+            f"above {OLD_WORK_SIDE} px to {OLD_WORK_SIDE} (canon-v2)",
+            (OLD_WORK_SIDE, OLD_WORK_SIDE),
+        ),
+        (
+            f"above {today[0]} px to {CANON_V3_WORK_SIDE} (canon-v3)",
+            (today[0], CANON_V3_WORK_SIDE),
+        ),
+        (f"above {today[0]} px to {today[1]} (today)", today),
     )
     for label, (above, side) in settings:
         canonical.REDUCE_ABOVE, canonical.WORK_SIDE = above, side

@@ -1,6 +1,6 @@
 """``python -m core index`` end to end per runtime, against plain Keras decode + embed.
 
-    python -m bench.index_runtime [--punks 2000] [--art 300]
+    python -m bench.index_runtime [--punks 2000] [--art 300] [--repeat 3]
 
 Two datasets: ``--punks`` CryptoPunks (24 px), and ``--art`` Moonbirds drawn at 512 px
 (Lanczos), each ingested into fresh data directories. For each, in one run on this machine:
@@ -8,8 +8,9 @@ Two datasets: ``--punks`` CryptoPunks (24 px), and ``--art`` Moonbirds drawn at 
 - the reference: plain Keras float32 in this process, decoding each PNG, making its canonical
   view and embedding in batches of 64 (no workers, no overlap);
 - ``python -m core index`` as its own process with ``embedding.runtime: keras``;
-- the same with ``openvino-int8``, timed on a second run after the one-time conversion
-  (the first run converts and embeds; its vectors are then dropped and the index removed).
+- the same with ``openvino-int8``, timed after the one-time conversion (the first run
+  converts and embeds; its vectors are then dropped and the index removed), ``--repeat``
+  times, the median reported (runs on this shared machine vary by up to a quarter).
 
 Wall times include process start-up and TensorFlow's import; the ratio column is the
 reference's time over the command's.
@@ -22,6 +23,7 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--punks", type=int, default=2000)
     parser.add_argument("--art", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     punk_files = sorted((SHARED / "data" / "cryptopunks" / "images").glob("*.png"),
                         key=lambda p: int(p.stem))[: args.punks]  # fmt: skip
@@ -101,26 +104,37 @@ def main() -> None:
         ],
     }
     rows = []
+    spread: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="nftlens-bench-index-") as tmp:
         for n, (label, images) in enumerate(datasets.items()):
             dataset = write_dataset(Path(tmp) / f"set{n}", f"set{n}", images)
             base = reference(dataset)
-            times = {}
+            times: dict[str, float] = {}
             for runtime in ("keras", "openvino-int8"):
                 root = Path(tmp) / f"{runtime}-{n}"
                 cli(root, runtime, "ingest", str(dataset))
-                if runtime == "openvino-int8":
-                    cli(root, runtime, "index")  # converts once, then embeds
+                if runtime == "keras":
+                    times[runtime] = cli(root, runtime, "index")
+                    continue
+                cli(root, runtime, "index")  # converts once, then embeds
+                runs = []
+                for _ in range(args.repeat):
                     drop_vectors(root)
-                times[runtime] = cli(root, runtime, "index")
+                    runs.append(cli(root, runtime, "index"))
+                times[runtime] = statistics.median(runs)
+                spread[label] = (min(runs), max(runs))
             rows.append((label, base, times["keras"], times["openvino-int8"]))
 
     print("\n`python -m bench.index_runtime` (2 cores; wall seconds, ratio = reference / time)\n")
-    print("| images | plain Keras decode + embed | index, keras | ratio | index, INT8 | ratio |")
+    print(
+        "| images | plain Keras decode + embed | index, keras | ratio "
+        "| index, INT8 (median; range) | ratio |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for label, base, keras, int8 in rows:
-        print(f"| {label} | {base:.1f} | {keras:.1f} | {base / keras:.2f}× | {int8:.1f} | "
-              f"{base / int8:.2f}× |")  # fmt: skip
+        low, high = spread[label]
+        print(f"| {label} | {base:.1f} | {keras:.1f} | {base / keras:.2f}× | {int8:.1f} "
+              f"({low:.1f}–{high:.1f}) | {base / int8:.2f}× |")  # fmt: skip
 
 
 if __name__ == "__main__":

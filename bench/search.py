@@ -5,7 +5,7 @@
 Vectors are synthetic but shaped like the engine's: unit 1,216-d vectors whose common
 direction has norm 0.83 and whose variance falls off as (i + 10)^-1.9 over a random basis,
 which matches the real CryptoPunks vectors (16, 64, 128, 256 and 512 principal components keep
-57%, 84%, 92%, 96% and 99% of the variance, against the real 57%, 84%, 92%, 96.5%, 99%).
+57%, 84%, 91%, 96% and 98% of the variance, against the real 57%, 84%, 92%, 96.5%, 99%).
 They come in families of about 100 (a collection's look-alikes), spread so that a token's
 nearest neighbour has cosine about 0.99, as among real punks. Queries are new members of
 random families, so their neighbours are the hard case: look-alikes, not copies.

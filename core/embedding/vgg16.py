@@ -36,7 +36,7 @@ GEM_P = 3.0
 # Caffe-style preprocessing that VGG16's ImageNet weights expect: BGR order, mean subtracted.
 _BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 # Schema of our preprocessing; bump when canonicalisation changes so old vectors go stale.
-PREPROCESS_VERSION = "canon-v3"
+PREPROCESS_VERSION = "canon-v4"
 # Seed of the projection matrix: part of the model, so it never changes silently.
 PROJECTION_SEED = 20261125
 

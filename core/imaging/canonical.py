@@ -56,9 +56,10 @@ MARGIN = 0.06
 # the final resize anyway. An image longer than REDUCE_ABOVE (or four times the output) is
 # reduced to WORK_SIDE (or twice the output); smaller ones, most screenshots among them, are
 # worked on as they are. Measured with bench/canonical.py: screenshot recall@1 on punks and
-# Moonbirds is what it was at 1,024, and 1,000 px art is about ten times cheaper.
+# Moonbirds is what it was at 1,024 (and at 256, canon-v3), and 1,000 px art is about twenty
+# times cheaper than at 1,024.
 REDUCE_ABOVE = 384
-WORK_SIDE = 256
+WORK_SIDE = 192
 
 
 def canonicalise(image: Image.Image, size: int, background: tuple[int, int, int]) -> np.ndarray:

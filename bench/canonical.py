@@ -28,10 +28,11 @@ OLD_WORK_SIDE = 1024
 CANON_V3_WORK_SIDE = 256
 
 
-def art(side: int, transparent: bool) -> Image.Image:
+def art(side: int, transparent: bool, token_id: int = 7) -> Image.Image:
     """A Moonbird scaled up to ``side`` (Lanczos, as large art is drawn), on a flat backdrop
     saved as JPEG, or kept transparent."""
-    bird = Image.open(SHARED / "data" / "moonbirds" / "images" / "7.png").convert("RGBA")
+    path = SHARED / "data" / "moonbirds" / "images" / f"{token_id}.png"
+    bird = Image.open(path).convert("RGBA")
     big = bird.resize((side, side), Image.Resampling.LANCZOS)
     if transparent:
         return big

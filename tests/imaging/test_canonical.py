@@ -10,12 +10,11 @@ canonicalising, a screenshot is 58–100 away from its own punk. Hence the bound
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
+from bench.canonical import art
 from core.demo.samples import screenshot
 from core.imaging import canonical as canonical_module
 from core.imaging.canonical import canonicalise
@@ -173,19 +172,6 @@ def test_nothing_visible_gives_a_plain_background() -> None:
     assert (out == GREY).all()
 
 
-def large_art(token_id: int, side: int, transparent: bool) -> Image.Image:
-    """A Moonbird drawn large (Lanczos), kept transparent or flattened onto a page as JPEG."""
-    big = Image.open(MOONBIRDS / "images" / f"{token_id}.png").convert("RGBA")
-    big = big.resize((side, side), Image.Resampling.LANCZOS)
-    if transparent:
-        return big
-    page = Image.new("RGBA", big.size, (229, 225, 210, 255))
-    page.alpha_composite(big)
-    out = io.BytesIO()
-    page.convert("RGB").save(out, "JPEG", quality=85)
-    return decode_image(out.getvalue(), ImageLimits())
-
-
 LARGE = [(bird, side, clear) for bird in (0, 7, 21) for side in (512, 1000) for clear in (0, 1)]
 
 
@@ -196,7 +182,7 @@ def test_large_art_worked_on_reduced_stays_within_a_same_token_distance_of_full_
     reduced view is within SAME_TOKEN_BOUND of the full-size view (measured 2–18: crops
     shifted by a pixel or two) and nearer the full-size views of its own token than of any
     other token."""
-    images = [large_art(*case) for case in LARGE]
+    images = [art(side, bool(clear), bird) for bird, side, clear in LARGE]
     images += [
         screenshot_of(n, (99, 133, 150), (255, 255, 255)).resize((1290, 1290)) for n in (0, 3)
     ]

@@ -196,12 +196,18 @@ class VectorIndex:
             params.sel = selector
             distances, found = refine.search(queries, k, params=params)
             return self._as_results(distances, found)
-        # A small one: decode just its codes, a block at a time, and keep the best k.
+        # A small one: decode just its codes, a block at a time, and keep the best k. Ranked
+        # by L2 like the rest of the index: an 8-bit code's error moves the distance to a near
+        # neighbour in proportion to that distance, but moves an inner product by its full
+        # size, which reorders look-alikes (recall@10 0.93 instead of 0.99 in a family).
         best_scores = np.full((len(queries), 0), -np.inf, np.float32)
         best_positions = np.full((len(queries), 0), -1, np.int64)
+        query_norms = np.einsum("ij,ij->i", queries, queries)[:, None]
         for start in range(0, len(positions), SCAN_BLOCK):
             block = positions[start : start + SCAN_BLOCK]
-            sims = queries @ refine.reconstruct_batch(block).T
+            decoded = refine.reconstruct_batch(block)
+            squared = np.einsum("ij,ij->i", decoded, decoded)[None, :]
+            sims = 1.0 - (squared - 2.0 * (queries @ decoded.T) + query_norms) / 2.0
             best_scores = np.concatenate([best_scores, sims], axis=1)
             best_positions = np.concatenate(
                 [best_positions, np.broadcast_to(block, sims.shape)], axis=1

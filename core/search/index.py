@@ -163,13 +163,14 @@ class VectorIndex:
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         selector = None
+        allowed_positions = np.empty(0, np.int64)
         if allowed is not None:
-            positions = self._positions(allowed)
-            if len(positions) <= EXACT_FILTER_MIN:
+            allowed_positions = self._positions(allowed)
+            if len(allowed_positions) <= EXACT_FILTER_MIN:
                 # A small collection inside a large index: every one of its vectors is
                 # compared, on the full-vector codes, so the filter never costs recall.
-                return self._filtered_scan(queries, k, positions)
-            selector = faiss.IDSelectorBatch(positions)
+                return self._filtered_scan(queries, k, allowed_positions)
+            selector = faiss.IDSelectorBatch(allowed_positions)
         probe = faiss.SearchParametersIVF()
         probe.nprobe = self._settings.nprobe
         if selector is not None:
@@ -179,8 +180,10 @@ class VectorIndex:
         params.base_index_params = probe
         distances, positions = self._refine.search(queries, k, params=params)
         scores, keys = self._as_results(distances, positions)
-        if allowed is not None and (keys >= 0).sum(axis=1).min() < min(k, len(allowed)):
-            return self._filtered_scan(queries, k, self._positions(allowed))
+        # Short of k though the filter holds more (keys it names that the index does not
+        # hold do not count): compare every allowed vector instead.
+        if allowed is not None and (keys >= 0).sum(axis=1).min() < min(k, len(allowed_positions)):
+            return self._filtered_scan(queries, k, allowed_positions)
         return scores, keys
 
     def _filtered_scan(

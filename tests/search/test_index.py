@@ -355,3 +355,30 @@ def test_a_small_filter_ranks_tight_look_alikes_like_float_search() -> None:
 
     _, want = brute_force(keys[members], vectors[members], queries, K)
     assert recall(found, want) >= 0.9
+
+
+def test_keys_the_index_lacks_do_not_send_a_filter_to_the_full_comparison(
+    data: tuple[np.ndarray, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collection filter naming tokens not embedded yet is not "short" when the probe
+    found every embedded one: the slow full comparison is for real shortfalls only."""
+    keys, vectors, queries = data
+    index = VectorIndex.build(keys, vectors, IVF)
+    monkeypatch.setattr(index_module, "EXACT_FILTER_MIN", 0)
+    scans: list[int] = []
+    real_scan = index._filtered_scan
+
+    def counting_scan(queries: np.ndarray, k: int, positions: np.ndarray) -> object:
+        scans.append(len(positions))
+        return real_scan(queries, k, positions)
+
+    monkeypatch.setattr(index, "_filtered_scan", counting_scan)
+    query = queries[:1]
+    present = brute_force(keys, vectors, query, 3)[1][0]  # the probe reaches these
+    absent = np.arange(-100, 0, dtype=np.int64)  # no token has these
+
+    _, found = index.search(query, K, allowed=np.concatenate([present, absent]))
+
+    assert scans == []
+    assert sorted(found[0, :3].tolist()) == sorted(present.tolist())
+    assert (found[0, 3:] == -1).all()

@@ -14,18 +14,15 @@ ingested by that version, in turn, for a side-by-side table.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import string
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-PUNKS = SHARED / "data" / "cryptopunks"
+from bench.shared import PUNKS, run_core
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,24 +67,10 @@ def dataset(root: Path, name: str) -> Path:
 
 def ingest(checkout: Path, data: Path, data_dir: Path) -> tuple[float, float, str]:
     """Run ``python -m core ingest`` from ``checkout``; (peak RSS MB, seconds, summary)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NFTLENS_")}
-    env.update(NFTLENS_DATA_DIR=str(data_dir), NFTLENS_VGG16_WEIGHTS="none")
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "core", "ingest", str(data)],
-        cwd=checkout,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    out = process.stdout.read() if process.stdout else ""
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    # ru_maxrss (KB on Linux): the largest of the process and the children it waited for.
+    env = {"NFTLENS_DATA_DIR": str(data_dir), "NFTLENS_VGG16_WEIGHTS": "none"}
+    peak, seconds, out, status = run_core(checkout, ["ingest", str(data)], env)
     summary = " / ".join(line.strip() for line in out.splitlines()[1:]) or f"exit {status}"
-    return usage.ru_maxrss / 1024, seconds, summary
+    return peak, seconds, summary
 
 
 def main() -> None:

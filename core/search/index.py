@@ -11,6 +11,7 @@ about 1.4 KB per token and builds in about a minute (``python -m bench.search``)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import faiss
@@ -67,17 +68,38 @@ class VectorIndex:
         """The kind that ``len(keys)`` calls for, holding ``vectors`` under ``keys``."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dim = vectors.shape[1] if vectors.ndim == 2 and vectors.shape[0] else 512
+        batches = [(keys, vectors)] if len(keys) else []
+        return cls.build_from(keys, batches, lambda rows: vectors[rows], dim, settings)
+
+    @classmethod
+    def build_from(
+        cls,
+        keys: np.ndarray,
+        batches: Iterable[tuple[np.ndarray, np.ndarray]],
+        sample: Callable[[np.ndarray], np.ndarray],
+        dim: int,
+        settings: IndexSettings,
+    ) -> VectorIndex:
+        """The kind that ``len(keys)`` calls for, filled from ``batches`` of (keys, vectors).
+
+        ``sample(rows)`` gives the vectors of those positions in ``keys`` (IVF trains on a
+        sample); the rest never needs every vector in memory at once.
+        """
         kind = kind_for(len(keys), settings)
         base: faiss.Index
         if kind == HNSW:
             base = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         elif kind == IVF:
-            base = _trained_ivf(vectors, settings)
+            base = _trained_ivf(len(keys), dim, sample, settings)
         else:
             base = faiss.IndexFlatIP(dim)
         index = faiss.IndexIDMap2(base)
-        if len(keys):
-            index.add_with_ids(vectors, np.ascontiguousarray(keys, dtype=np.int64))
+        for batch_keys, batch_vectors in batches:
+            if len(batch_keys):
+                index.add_with_ids(
+                    np.ascontiguousarray(batch_vectors, dtype=np.float32),
+                    np.ascontiguousarray(batch_keys, dtype=np.int64),
+                )
         return cls(index, settings)
 
     def searched_with(self, settings: IndexSettings) -> VectorIndex:
@@ -295,13 +317,15 @@ class VectorIndex:
         return True
 
 
-def _trained_ivf(vectors: np.ndarray, settings: IndexSettings) -> faiss.Index:
-    """PCA → IVF with 4-bit codes for the shortlist, re-ranked on 8-bit full vectors.
+def _trained_ivf(
+    count: int, dim: int, sample: Callable[[np.ndarray], np.ndarray], settings: IndexSettings
+) -> faiss.Index:
+    """PCA → IVF with 4-bit codes for the shortlist, re-ranked on 8-bit full vectors, trained
+    on a sample of the ``count`` vectors.
 
     Squared L2 ranks unit vectors as cosine does, and unlike inner product it is unchanged by
     the PCA's centring.
     """
-    count, dim = vectors.shape
     lists = ivf_lists(count)
     reduced = min(settings.pca_dim, dim)
     ivf = faiss.IndexIVFScalarQuantizer(
@@ -313,7 +337,7 @@ def _trained_ivf(vectors: np.ndarray, settings: IndexSettings) -> faiss.Index:
     )
     full = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2)
     index = faiss.IndexRefine(shortlist, full)
-    sample = min(count, max(TRAIN_PER_LIST * lists, 10_000), MAX_TRAIN)
-    rows = np.sort(np.random.default_rng(0).choice(count, size=sample, replace=False))
-    index.train(vectors[rows])
+    size = min(count, max(TRAIN_PER_LIST * lists, 10_000), MAX_TRAIN)
+    rows = np.sort(np.random.default_rng(0).choice(count, size=size, replace=False))
+    index.train(np.ascontiguousarray(sample(rows), dtype=np.float32))
     return index

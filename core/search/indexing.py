@@ -162,8 +162,16 @@ class Indexer:
             if len(current) == stored:
                 current.save(self.path)
                 return IndexReport(embedded, failed, len(current), current.kind, elapsed, "added")
-        keys, vectors = self._vectors.vectors(self._embedder.key)
-        index = VectorIndex.build(keys, vectors, self._settings.index)
+        # Streamed from the database a batch at a time: a million vectors are 5 GB.
+        model_key = self._embedder.key
+        keys = self._vectors.current_keys(model_key)
+        index = VectorIndex.build_from(
+            keys,
+            self._vectors.batches(model_key),
+            lambda rows: self._vectors.vectors(model_key, keys[rows].tolist())[1],
+            self._embedder.dim,
+            self._settings.index,
+        )
         index.save(self.path)
         return IndexReport(embedded, failed, len(index), index.kind, elapsed)
 

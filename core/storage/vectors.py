@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from core.storage import schema
 from core.storage.catalog import Catalog, StoredToken, stored_token, token_columns
@@ -85,14 +85,8 @@ class VectorStore:
         self, model_key: str, pks: Sequence[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Current vectors for ``model_key``: (token keys, float32 matrix), keys ascending."""
-        t, e = schema.tokens, schema.embeddings
-        query = (
-            select(e.c.token_pk, e.c.vector)
-            .join(t, t.c.id == e.c.token_pk)
-            .where(e.c.model_key == model_key)
-            .where(e.c.image_sha256 == t.c.image_sha256)
-            .order_by(e.c.token_pk)
-        )
+        query = self._current(model_key)
+        e = schema.embeddings
         rows: list[Any] = []
         with self._db.reading() as conn:
             if pks is None:
@@ -100,8 +94,45 @@ class VectorStore:
             else:
                 for chunk in chunks(list(pks)):
                     rows.extend(conn.execute(query.where(e.c.token_pk.in_(chunk))))
-        if not rows:
-            return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
-        keys = np.array([row[0] for row in rows], dtype=np.int64)
-        matrix = np.stack([np.frombuffer(row[1], dtype=np.float32) for row in rows])
-        return keys, matrix
+        return _as_arrays(rows)
+
+    def current_keys(self, model_key: str) -> np.ndarray:
+        """The token keys that have a current vector for ``model_key``, ascending."""
+        e = schema.embeddings
+        query = self._current(model_key).with_only_columns(e.c.token_pk)
+        with self._db.reading() as conn:
+            return np.fromiter((row[0] for row in conn.execute(query)), dtype=np.int64)
+
+    def batches(
+        self, model_key: str, size: int = 20_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every current vector for ``model_key``, ``size`` at a time in key order: an index
+        of a million vectors is built without holding them all (twice) in memory."""
+        e = schema.embeddings
+        after = -1
+        while True:
+            query = self._current(model_key).where(e.c.token_pk > after).limit(size)
+            with self._db.reading() as conn:
+                keys, matrix = _as_arrays(list(conn.execute(query)))
+            if not len(keys):
+                return
+            yield keys, matrix
+            after = int(keys[-1])
+
+    def _current(self, model_key: str) -> Select[Any]:
+        t, e = schema.tokens, schema.embeddings
+        return (
+            select(e.c.token_pk, e.c.vector)
+            .join(t, t.c.id == e.c.token_pk)
+            .where(e.c.model_key == model_key)
+            .where(e.c.image_sha256 == t.c.image_sha256)
+            .order_by(e.c.token_pk)
+        )
+
+
+def _as_arrays(rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    if not rows:
+        return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+    keys = np.array([row[0] for row in rows], dtype=np.int64)
+    matrix = np.stack([np.frombuffer(row[1], dtype=np.float32) for row in rows])
+    return keys, matrix

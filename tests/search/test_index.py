@@ -382,3 +382,20 @@ def test_keys_the_index_lacks_do_not_send_a_filter_to_the_full_comparison(
     assert scans == []
     assert sorted(found[0, :3].tolist()) == sorted(present.tolist())
     assert (found[0, 3:] == -1).all()
+
+
+@pytest.mark.parametrize("settings", [EXACT, IVF], ids=["exact", "ivf"])
+def test_an_index_built_from_batches_equals_one_built_at_once(
+    data: tuple[np.ndarray, ...], settings: IndexSettings
+) -> None:
+    keys, vectors, queries = data
+    batches = [(keys[i : i + 300], vectors[i : i + 300]) for i in range(0, N, 300)]
+    at_once = VectorIndex.build(keys, vectors, settings)
+
+    streamed = VectorIndex.build_from(keys, batches, lambda rows: vectors[rows], DIM, settings)
+
+    assert (streamed.kind, len(streamed)) == (at_once.kind, N)
+    want_scores, want = at_once.search(queries, K)
+    got_scores, got = streamed.search(queries, K)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got_scores, want_scores)

@@ -172,6 +172,27 @@ def test_tokens_to_embed_follows_model_key_and_image(storage: Storage) -> None:
     assert storage.vectors.vectors("model-a")[0].tolist() == [tokens[0].pk]
 
 
+def test_current_vectors_stream_in_key_order_batches_leaving_stale_ones_out(
+    storage: Storage,
+) -> None:
+    pk, _ = storage.catalog.upsert_collection(PUNKS)
+    storage.catalog.upsert_tokens(pk, [write(str(n), "abcdefg"[n]) for n in range(7)])
+    tokens = storage.vectors.tokens_to_embed("m")
+    storage.vectors.save("m", tokens, np.arange(7 * 3, dtype=np.float32).reshape(7, 3))
+    storage.vectors.save("other", tokens[:2], np.ones((2, 3), np.float32))
+    storage.catalog.upsert_tokens(pk, [write("4", "z")])  # its vector goes stale
+
+    batches = list(storage.vectors.batches("m", size=2))
+
+    want_keys, want_vectors = storage.vectors.vectors("m")
+    assert [len(keys) for keys, _ in batches] == [2, 2, 2]
+    np.testing.assert_array_equal(np.concatenate([k for k, _ in batches]), want_keys)
+    np.testing.assert_array_equal(np.concatenate([v for _, v in batches]), want_vectors)
+    assert storage.vectors.current_keys("m").tolist() == want_keys.tolist()
+    assert tokens[4].pk not in want_keys.tolist() and len(want_keys) == 6
+    assert list(storage.vectors.batches("nothing")) == []
+
+
 def test_save_embeddings_replaces_a_vector(storage: Storage) -> None:
     pk, _ = storage.catalog.upsert_collection(PUNKS)
     storage.catalog.upsert_tokens(pk, [write("1")])

@@ -36,12 +36,24 @@ EXACT, IVF, HNSW = "exact", "ivf", "hnsw"
 
 def ivf_lists(count: int) -> int:
     """Inverted lists for ``count`` vectors: the power of two nearest 4·√count, no more than
-    the training sample supports. An index rebuilt at four times its size gets more lists."""
+    the training sample (at most MAX_TRAIN) supports: 4,096 from a million vectors on. An
+    index rebuilt at four times its size gets more lists, up to that."""
     target = max(1.0, min(4 * math.sqrt(count), count / TRAIN_PER_LIST))
     lists = 2 ** round(math.log2(target))
-    while lists > 1 and lists * TRAIN_PER_LIST > count:
+    while lists > 1 and lists * TRAIN_PER_LIST > min(count, MAX_TRAIN):
         lists //= 2
     return lists
+
+
+def training_size(count: int) -> int:
+    """How many of ``count`` vectors an IVF index is trained on."""
+    return min(count, max(TRAIN_PER_LIST * ivf_lists(count), 10_000), MAX_TRAIN)
+
+
+def reduced_dim(count: int, dim: int, settings: IndexSettings) -> int:
+    """The PCA output size for ``count`` vectors of ``dim``: ``pca_dim``, or less when there
+    are fewer vectors to train on (a tiny index past a low ``approximate_above``)."""
+    return min(settings.pca_dim, dim, training_size(count))
 
 
 def kind_for(count: int, settings: IndexSettings) -> str:
@@ -120,7 +132,11 @@ class VectorIndex:
         """Whether this index is the kind (and, for IVF, the size of lists) for ``count``."""
         if self.kind != kind_for(count, settings):
             return False
-        return self.kind != IVF or self.lists == ivf_lists(count)
+        if self.kind != IVF:
+            return True
+        return self.lists == ivf_lists(count) and self.reduced == reduced_dim(
+            count, self.dim, settings
+        )
 
     @property
     def lists(self) -> int:
@@ -128,6 +144,13 @@ class VectorIndex:
         if self.kind != IVF:
             return 0
         return int(faiss.extract_index_ivf(self._refine.base_index).nlist)
+
+    @property
+    def reduced(self) -> int:
+        """The dimension IVF's shortlist works in (the PCA output; 0 for other kinds)."""
+        if self.kind != IVF:
+            return 0
+        return int(faiss.extract_index_ivf(self._refine.base_index).d)
 
     def holds(self, key: int) -> bool:
         """Whether ``key`` is in the index."""
@@ -244,13 +267,16 @@ class VectorIndex:
         keys = np.full((len(queries), k), -1, np.int64)
         scores[:, : best_scores.shape[1]] = best_scores
         keys[:, : best_scores.shape[1]] = self._positions_to_keys[best_positions]
+        lost = ~np.isfinite(scores)
+        scores[lost], keys[lost] = -np.inf, -1
         return scores, keys
 
     def _as_results(
         self, distances: np.ndarray, positions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        # Squared L2 between unit vectors is 2 - 2·cos.
-        hit = positions >= 0
+        # Squared L2 between unit vectors is 2 - 2·cos. A non-finite distance (a query of
+        # NaNs) is no match at all.
+        hit = (positions >= 0) & np.isfinite(distances)
         keys = np.where(hit, self._positions_to_keys[np.where(hit, positions, 0)], -1)
         scores = np.where(hit, 1.0 - distances / 2.0, -np.inf).astype(np.float32)
         return scores, keys.astype(np.int64)
@@ -327,7 +353,7 @@ def _trained_ivf(
     the PCA's centring.
     """
     lists = ivf_lists(count)
-    reduced = min(settings.pca_dim, dim)
+    reduced = reduced_dim(count, dim, settings)
     ivf = faiss.IndexIVFScalarQuantizer(
         faiss.IndexFlatL2(reduced), reduced, lists, faiss.ScalarQuantizer.QT_4bit, faiss.METRIC_L2
     )
@@ -337,7 +363,8 @@ def _trained_ivf(
     )
     full = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2)
     index = faiss.IndexRefine(shortlist, full)
-    size = min(count, max(TRAIN_PER_LIST * lists, 10_000), MAX_TRAIN)
-    rows = np.sort(np.random.default_rng(0).choice(count, size=size, replace=False))
+    rows = np.sort(
+        np.random.default_rng(0).choice(count, size=training_size(count), replace=False)
+    )
     index.train(np.ascontiguousarray(sample(rows), dtype=np.float32))
     return index

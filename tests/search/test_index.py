@@ -399,3 +399,47 @@ def test_an_index_built_from_batches_equals_one_built_at_once(
     got_scores, got = streamed.search(queries, K)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(got_scores, want_scores)
+
+
+@pytest.mark.parametrize("count", [1, 5, 101])
+def test_an_ivf_index_of_fewer_vectors_than_pca_dimensions_still_builds(count: int) -> None:
+    """A low approximate_above can make an IVF index of a handful of 512-d vectors: PCA then
+    keeps as many dimensions as it has vectors to learn from."""
+    rng = np.random.default_rng(count)
+    vectors = l2_normalise(rng.standard_normal((count, 512)))
+    keys = np.arange(count, dtype=np.int64)
+    settings = IndexSettings(approximate_above=0)
+
+    index = VectorIndex.build(keys, vectors, settings)
+
+    assert index.kind == "ivf" and index.reduced == min(count, 256)
+    assert index.suits(count, settings)
+    _, found = index.search(vectors[:1], 1)
+    assert found[0, 0] == 0
+
+
+def test_a_new_pca_dim_makes_the_index_unsuitable(data: tuple[np.ndarray, ...]) -> None:
+    keys, vectors, _ = data
+    settings = IndexSettings(approximate_above=100, pca_dim=16)
+    index = VectorIndex.build(keys, vectors, settings)
+
+    assert index.reduced == 16 and index.suits(N, settings)
+    assert not index.suits(N, settings.model_copy(update={"pca_dim": 24}))
+
+
+@pytest.mark.parametrize("allowed", [None, "small"], ids=["unfiltered", "filtered"])
+def test_a_query_of_nans_matches_nothing(
+    data: tuple[np.ndarray, ...], built: dict[str, VectorIndex], allowed: str | None
+) -> None:
+    keys, _, _ = data
+    query = np.full(DIM, np.nan, np.float32)
+
+    scores, found = built["ivf"].search(query, K, keys[:50] if allowed else None)
+
+    assert (found == -1).all() and np.isneginf(scores).all()
+
+
+def test_ivf_lists_stop_where_the_training_sample_does() -> None:
+    per_list = index_module.TRAIN_PER_LIST
+    assert ivf_lists(5_000_000) * per_list <= index_module.MAX_TRAIN
+    assert ivf_lists(5_000_000) == ivf_lists(1_000_000) == 4096

@@ -44,7 +44,9 @@ RUNTIME_TAG = "ov-int8-v1"
 HELD_OUT = 64
 NEIGHBOURS = 10
 BATCH = 32
-MODEL_FILES = ("trunk.xml", "trunk.bin", "head.xml", "head.bin")
+# The weights files: the same conversion writes the same bytes, while the .xml files carry
+# node names OpenVINO numbers afresh on every conversion.
+WEIGHT_FILES = ("trunk.bin", "head.bin")
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class Quality:
     mean_cosine: float
     # Share of each image's 10 nearest neighbours (among the held-out images) kept.
     neighbours_kept: float
-    # A digest of the converted model files; part of the model key, so a model converted
+    # A digest of the converted model's weights; part of the model key, so a model converted
     # again (other calibration images, another NNCF) never shares vectors with this one.
     # Empty for conversions made before it was recorded (their key stays as it was).
     fingerprint: str = ""
@@ -136,13 +138,14 @@ def convert(reference: VGG16Embedder, images: np.ndarray, directory: Path) -> Qu
         quality = _quality(reference.embed_batch(held_out), runner.embed(held_out))
         quality = replace(quality, fingerprint=_fingerprint(tmp))
         (tmp / "quality.json").write_text(json.dumps(asdict(quality)), encoding="utf-8")
-    return quality
+    # Another process may have put its conversion in place first: that one is what stays.
+    return stored_quality(directory) or quality
 
 
 def _fingerprint(directory: Path) -> str:
-    """A short digest of the model files (names and bytes)."""
+    """A short digest of the model's weights (quantization ranges included)."""
     digest = hashlib.sha256()
-    for name in MODEL_FILES:
+    for name in WEIGHT_FILES:
         digest.update(name.encode())
         with (directory / name).open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):

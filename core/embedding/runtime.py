@@ -10,11 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from core.config import Settings
 from core.embedding.embedder import Embedder
 from core.embedding.int8 import (
+    HELD_OUT,
     Int8Embedder,
+    Quality,
     convert,
     model_dir,
     stored_quality,
@@ -64,41 +67,23 @@ def choose_embedder(
         return reference
     quality = stored_quality(directory)
     if quality is None:
-        failed = _recent_failure(directory)
-        if failed is not None:
-            log.log(
-                level,
-                "embedding with Keras float32: the INT8 conversion failed less than %d hours "
-                "ago (%s); it is tried again after that, or at once if %s is deleted",
-                RETRY_FAILED_S // 3600,
-                failed,
-                _failure_marker(directory),
-            )
-            return reference
-        views = calibration_views(settings, storage, images, decoder, reference.input_size)
-        needed = cfg.calibration_images // 2
-        if len(views) < needed:
-            log.log(
-                level,
-                "embedding with Keras float32: INT8 calibration needs %d images and the "
-                "engine holds %d so far",
-                needed,
-                len(views),
-            )
-            return reference
-        log.info("converting VGG16 to INT8, calibrated on %d of the engine's images", len(views))
+        # One conversion at a time per data directory: a bot and an index started together
+        # would otherwise both convert, and the loser's key would live only in its process.
+        lock = FileLock(f"{directory}.lock")
         try:
-            quality = convert(reference, views, directory)
-        except Exception as exc:  # a converter failure must not stop the command: use Keras
-            log.warning(
-                "embedding with Keras float32: the INT8 conversion failed (%s: %s)",
-                type(exc).__name__,
-                exc,
-                exc_info=log.isEnabledFor(logging.DEBUG),
-            )
-            _remember_failure(directory, f"{type(exc).__name__}: {exc}")
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        except OSError as exc:
+            log.warning("embedding with Keras float32: the INT8 conversion failed (%s)", exc)
             return reference
-        _failure_marker(directory).unlink(missing_ok=True)
+        try:
+            quality = stored_quality(directory) or _converted(
+                settings, reference, storage, images, decoder, directory, level
+            )
+        finally:
+            lock.release()
+        if quality is None:
+            return reference
     if not quality.passes(cfg.int8_min_cosine, cfg.int8_min_neighbours):
         log.log(
             level,
@@ -123,6 +108,61 @@ def choose_embedder(
         return reference
     _say_if_switching(storage, reference.key, chosen.key)
     return chosen
+
+
+def _converted(
+    settings: Settings,
+    reference: VGG16Embedder,
+    storage: Storage,
+    images: ImageStore,
+    decoder: ImageDecoder,
+    directory: Path,
+    level: int,
+) -> Quality | None:
+    """Convert and calibrate now, or say why not (``None``: stay on Keras)."""
+    failed = _recent_failure(directory)
+    if failed is not None:
+        log.log(
+            level,
+            "embedding with Keras float32: the INT8 conversion failed less than %d hours "
+            "ago (%s); it is tried again after that, or at once if %s is deleted",
+            RETRY_FAILED_S // 3600,
+            failed,
+            _failure_marker(directory),
+        )
+        return None
+    # Calibration needs images beyond the held-out ones that check it.
+    needed = max(settings.embedding.calibration_images // 2, HELD_OUT + 1)
+    held = len(storage.catalog.token_pks())
+    # Too few tokens to succeed: say so without decoding any (nor starting the workers).
+    views = (
+        calibration_views(settings, storage, images, decoder, reference.input_size)
+        if held >= needed
+        else np.empty((held, 0))
+    )
+    if len(views) < needed:
+        log.log(
+            level,
+            "embedding with Keras float32: INT8 calibration needs %d images and the "
+            "engine holds %d so far",
+            needed,
+            len(views),
+        )
+        return None
+    log.info("converting VGG16 to INT8, calibrated on %d of the engine's images", len(views))
+    try:
+        quality = convert(reference, views, directory)
+    except Exception as exc:  # a converter failure must not stop the command: use Keras
+        log.warning(
+            "embedding with Keras float32: the INT8 conversion failed (%s: %s)",
+            type(exc).__name__,
+            exc,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        _remember_failure(directory, f"{type(exc).__name__}: {exc}")
+        return None
+    _failure_marker(directory).unlink(missing_ok=True)
+    return quality
 
 
 def calibration_views(

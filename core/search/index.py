@@ -134,9 +134,13 @@ class VectorIndex:
             return False
         if self.kind != IVF:
             return True
-        return self.lists == ivf_lists(count) and self.reduced == reduced_dim(
-            count, self.dim, settings
-        )
+        # A PCA learnt from too few vectors for pca_dim is kept while the index stays that
+        # small (a few adds do not need a retrain); a changed pca_dim, or enough vectors to
+        # learn it, rebuilds.
+        wanted = reduced_dim(count, self.dim, settings)
+        full = min(settings.pca_dim, self.dim)
+        pca_fits = self.reduced == wanted or (self.reduced < wanted < full)
+        return self.lists == ivf_lists(count) and pca_fits
 
     @property
     def lists(self) -> int:

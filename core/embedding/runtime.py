@@ -133,20 +133,18 @@ def _converted(
         return None
     # Calibration needs images beyond the held-out ones that check it.
     needed = max(settings.embedding.calibration_images // 2, HELD_OUT + 1)
-    held = len(storage.catalog.token_pks())
     # Too few tokens to succeed: say so without decoding any (nor starting the workers).
-    views = (
-        calibration_views(settings, storage, images, decoder, reference.input_size)
-        if held >= needed
-        else np.empty((held, 0))
-    )
-    if len(views) < needed:
+    held = sum(storage.catalog.token_counts().values())
+    if held >= needed:
+        views = calibration_views(settings, storage, images, decoder, reference.input_size)
+        held = len(views)  # those that decode
+    if held < needed:
         log.log(
             level,
             "embedding with Keras float32: INT8 calibration needs %d images and the "
             "engine holds %d so far",
             needed,
-            len(views),
+            held,
         )
         return None
     log.info("converting VGG16 to INT8, calibrated on %d of the engine's images", len(views))

@@ -217,6 +217,13 @@ def test_the_migrate_command_reports_the_upgrade(tmp_path: Path, legacy_db: Engi
         assert conn.execute(select(legacy.sales.c.id)).all() != []
 
 
+# One collection row, written as an old schema holds it.
+APES = insert(schema.collections).values(
+    id=1, slug="apes", name="Apes", chain="ethereum", contract="0xbc4c", currency="ETH",
+    marketplace="opensea",
+)  # fmt: skip
+
+
 def test_a_database_made_by_the_previous_version_gains_sync_and_digests_keeping_every_row(
     database_url: str,
 ) -> None:
@@ -225,12 +232,7 @@ def test_a_database_made_by_the_previous_version_gains_sync_and_digests_keeping_
     try:
         assert migrate(database, target="0003").after == "0003"
         with database.writing() as conn:
-            conn.execute(
-                insert(schema.collections).values(
-                    id=1, slug="apes", name="Apes", chain="ethereum", contract="0xbc4c",
-                    currency="ETH", marketplace="opensea",
-                )
-            )  # fmt: skip
+            conn.execute(APES)
             conn.execute(
                 insert(schema.sales),
                 [
@@ -280,12 +282,7 @@ def test_a_database_made_by_the_previous_version_keeps_its_clusters(database_url
     try:
         assert migrate(database, target="0005").after == "0005"
         with database.writing() as conn:
-            conn.execute(
-                insert(schema.collections).values(
-                    id=1, slug="apes", name="Apes", chain="ethereum", contract="0xbc4c",
-                    currency="ETH", marketplace="opensea",
-                )
-            )  # fmt: skip
+            conn.execute(APES)
             conn.execute(
                 insert(schema.tokens),
                 [
